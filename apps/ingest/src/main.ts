@@ -1,0 +1,90 @@
+import type { Server } from 'node:http';
+import {
+  createLogger,
+  createRedis,
+  createRegistry,
+  evictionPolicy,
+  ingestMetrics,
+  loadConfig,
+  loadWebhookSecrets,
+  runMain,
+  startHealthServer,
+  stopOnSignals,
+  watchRedis,
+  EVENTS_QUEUE,
+  type EventJobData,
+} from '@replyflow/shared';
+import { Queue } from 'bullmq';
+import { createAnswer } from './answer.js';
+import { createApp } from './app.js';
+import { EventStore } from './event-store.js';
+
+runMain(async () => {
+  const config = loadConfig('ingest');
+  const logger = createLogger('ingest', config.logLevel);
+  const secrets = loadWebhookSecrets(config, logger);
+  if (config.signatureMode === 'none') {
+    logger.warn('SIGNATURE_MODE=none: webhooks are accepted without any signature check');
+  }
+
+  const registry = createRegistry('ingest');
+  const metrics = ingestMetrics(registry);
+  const redis = createRedis(config, 'producer');
+  redis.on('error', () => {}); // reported through watchRedis, once per change
+  const redisHealth = watchRedis(redis, (up) => {
+    metrics.redisUp.set(up ? 1 : 0);
+    if (up) logger.info('redis reachable');
+    else logger.warn('redis unreachable: webhooks are answered 503 until it returns');
+  });
+  redis.once('ready', async () => {
+    const policy = await evictionPolicy(redis);
+    if (policy === undefined || policy === 'noeviction') return;
+    if (config.requireSafeRedis) {
+      logger.fatal({ policy }, 'Redis maxmemory-policy is not noeviction and REQUIRE_SAFE_REDIS=true: refusing to run');
+      process.exit(1);
+    }
+    logger.warn({ policy }, 'Redis maxmemory-policy is not noeviction: queued events may be evicted under memory pressure');
+  });
+
+  const queue = new Queue<EventJobData>(EVENTS_QUEUE, {
+    connection: redis,
+    prefix: config.queuePrefix,
+    streams: { events: { maxLen: 1000 } },
+  });
+  queue.on('error', () => {});
+
+  const app = createApp({
+    bodyLimitBytes: config.bodyLimitBytes,
+    signatureMode: config.signatureMode,
+    secrets,
+    store: new EventStore(redis, queue, config.queuePrefix),
+    logger,
+    answer: createAnswer(metrics),
+    isReady: redisHealth.isUp,
+  });
+  const server: Server = await new Promise((resolve, reject) => {
+    const listening = app.listen(config.port, config.host, (error?: Error) => (error ? reject(error) : resolve(listening)));
+  });
+  const health = await startHealthServer({
+    port: config.metricsPort,
+    host: config.host,
+    registry,
+    isReady: redisHealth.isUp,
+  });
+  logger.info(
+    { port: config.port, metricsPort: health.port, signatureMode: config.signatureMode },
+    'ingest listening',
+  );
+
+  stopOnSignals(logger, config.shutdownTimeoutMs, async () => {
+    // Requests already being received are answered; new connections are refused.
+    const closed = new Promise<void>((resolve) => server.close(() => resolve()));
+    server.closeIdleConnections();
+    await closed;
+    health.server.close();
+    redisHealth.stop();
+    secrets.close();
+    await queue.close();
+    await redis.quit().catch(() => redis.disconnect());
+  });
+});

@@ -1,0 +1,79 @@
+import { randomBytes } from 'node:crypto';
+import { isUtf8 } from 'node:buffer';
+import {
+  maskPhone,
+  parseNotifyerPayload,
+  verifySignature,
+  type Logger,
+  type SecretSource,
+  type SignatureMode,
+} from '@replyflow/shared';
+import type { Request, Response } from 'express';
+import type { EventStore } from '../event-store.js';
+import { HttpError } from '../http-error.js';
+import type { Answer } from '../answer.js';
+
+export interface WebhookDeps {
+  signatureMode: SignatureMode;
+  secrets: SecretSource;
+  store: EventStore;
+  logger: Logger;
+  answer: Answer;
+}
+
+const TRACEPARENT = /^[0-9a-f]{2}-([0-9a-f]{32})-[0-9a-f]{16}-[0-9a-f]{2}$/;
+
+function isJsonContentType(header: string | undefined): boolean {
+  if (!header) return false;
+  const semicolon = header.indexOf(';');
+  const mediaType = (semicolon === -1 ? header : header.slice(0, semicolon)).trim().toLowerCase();
+  return mediaType === 'application/json';
+}
+
+function parseJson(body: Buffer): unknown {
+  if (!isUtf8(body)) throw new HttpError(400, 'invalid_json', 'the body is not valid UTF-8');
+  try {
+    return JSON.parse(body.toString('utf8'));
+  } catch {
+    throw new HttpError(400, 'invalid_json', 'the body is not valid JSON');
+  }
+}
+
+/** Keeps the caller's trace when Notifyer (or a proxy) sent one, so the forward continues it. */
+function traceIdOf(req: Request): string {
+  const match = TRACEPARENT.exec(req.get('traceparent') ?? '');
+  return match?.[1] ?? randomBytes(16).toString('hex');
+}
+
+/** The contract's checks, in its order: size (body parser), media type, signature, JSON, schema, store. */
+export function webhookHandler(deps: WebhookDeps) {
+  return async (req: Request, res: Response): Promise<void> => {
+    const body: Buffer = Buffer.isBuffer(req.body) ? req.body : Buffer.alloc(0);
+    if (!isJsonContentType(req.get('content-type'))) {
+      throw new HttpError(415, 'unsupported_media_type', 'Content-Type must be application/json');
+    }
+    if (!verifySignature(deps.signatureMode, req.get('x-webhook-signature'), body, deps.secrets.current())) {
+      throw new HttpError(401, 'invalid_signature', 'X-Webhook-Signature is missing or wrong');
+    }
+    const parsed = parseNotifyerPayload(parseJson(body));
+    if (!parsed.ok) {
+      throw new HttpError(422, 'invalid_payload', 'the payload does not match the Notifyer webhook schema', {}, {
+        issues: parsed.issues,
+      });
+    }
+    const { event } = parsed;
+    let outcome;
+    try {
+      outcome = await deps.store.store(event.id, { receivedAt: Date.now(), traceId: traceIdOf(req), payload: event.raw });
+    } catch (error) {
+      deps.logger.warn({ eventId: event.id, err: (error as Error).message }, 'could not store event, answering 503');
+      throw new HttpError(503, 'unavailable', 'the event store is unavailable, retry later', { 'retry-after': '5' });
+    }
+    if (outcome === 'queued') {
+      deps.logger.info({ eventId: event.id, phone: maskPhone(event.phone), direction: event.direction }, 'event queued');
+    } else {
+      deps.logger.debug({ eventId: event.id }, 'duplicate event');
+    }
+    deps.answer(res, outcome === 'queued' ? 202 : 200, { status: outcome, id: event.id }, outcome);
+  };
+}

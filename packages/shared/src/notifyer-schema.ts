@@ -1,0 +1,131 @@
+import { z } from 'zod';
+import { eventIdOf } from './event-id.js';
+
+export type Direction = 'incoming' | 'outgoing';
+
+/** A Notifyer message webhook, normalized. `raw` is the payload exactly as parsed from the request. */
+export interface NotifyerEvent {
+  id: string;
+  phone: string;
+  direction: Direction;
+  messageTime: number;
+  messageType: string | null;
+  text: string | null;
+  attachmentUrl: string | null;
+  labels: string[];
+  lastMessages: unknown[];
+  referral: Record<string, unknown> | null;
+  raw: Record<string, unknown>;
+}
+
+export interface SchemaIssue {
+  path: string;
+  message: string;
+}
+
+export type ParseResult = { ok: true; event: NotifyerEvent } | { ok: false; issues: SchemaIssue[] };
+
+const phoneNumber = z
+  .union([z.string(), z.number().int().nonnegative()], { message: 'expected a phone number as a string or a number' })
+  .transform((value, ctx) => {
+    // Notifyer sends "+44 7700 900123" and 447700900123 alike; the digits are the identity.
+    const digits = String(value).replace(/[+\s\-.()]/g, '');
+    if (!/^\d{6,20}$/.test(digits)) {
+      ctx.addIssue({ code: 'custom', message: 'expected 6 to 20 digits (+, spaces, dashes, dots and parentheses are ignored)' });
+      return z.NEVER;
+    }
+    return digits;
+  });
+
+const unixSeconds = z
+  .union([z.number().int().nonnegative().max(Number.MAX_SAFE_INTEGER), z.string().regex(/^\d{1,15}$/)], {
+    message: 'expected unix seconds as a non-negative integer or a string of digits',
+  })
+  .transform(Number);
+
+const lastMessages = z.union([
+  z.array(z.unknown()),
+  z.string().transform((value, ctx) => {
+    if (value.trim() === '') return [];
+    try {
+      const parsed: unknown = JSON.parse(value);
+      if (Array.isArray(parsed)) return parsed as unknown[];
+    } catch {
+      // reported below
+    }
+    ctx.addIssue({ code: 'custom', message: 'expected an array, or a string holding a JSON array' });
+    return z.NEVER;
+  }),
+], { message: 'expected an array, or a string holding a JSON array' });
+
+const labels = z
+  .union([z.string(), z.array(z.string())], { message: 'expected a comma-separated string or an array of strings' })
+  .transform((value) => (typeof value === 'string' ? value.split(',') : value).map((label) => label.trim()).filter(Boolean));
+
+const optionalString = z.string().nullish();
+
+const payloadSchema = z.looseObject({
+  phone_number: phoneNumber,
+  incoming_message: z.boolean().nullish(),
+  user_last_message_time: unixSeconds.nullish(),
+  user_timestamp: unixSeconds.nullish(),
+  bot_last_message_time: unixSeconds.nullish(),
+  bot_timestamp: unixSeconds.nullish(),
+  last_messages: lastMessages.nullish(),
+  labels: labels.nullish(),
+  recipient_name: optionalString,
+  user_id: optionalString,
+  last_message_of_user: optionalString,
+  last_message_of_bot: optionalString,
+  message_type: optionalString,
+  attachment_url: optionalString,
+  note: optionalString,
+  note_automation: optionalString,
+  conversation_paragraph: optionalString,
+  send_by: optionalString,
+  was_message_by_human: z.boolean().nullish(),
+  referral: z.record(z.string(), z.unknown()).nullish(),
+});
+
+/** Validates a parsed JSON body. Never throws: bad input becomes `issues`. */
+export function parseNotifyerPayload(body: unknown): ParseResult {
+  if (typeof body !== 'object' || body === null || Array.isArray(body)) {
+    return { ok: false, issues: [{ path: '', message: 'expected a JSON object' }] };
+  }
+  const parsed = payloadSchema.safeParse(body);
+  if (!parsed.success) {
+    return {
+      ok: false,
+      issues: parsed.error.issues.map((issue) => ({ path: issue.path.map(String).join('.'), message: issue.message })),
+    };
+  }
+  const p = parsed.data;
+  const direction: Direction = p.incoming_message === false ? 'outgoing' : 'incoming';
+  // Older payloads carry user_timestamp/bot_timestamp instead of the *_last_message_time fields.
+  const messageTime =
+    direction === 'incoming' ? (p.user_last_message_time ?? p.user_timestamp) : (p.bot_last_message_time ?? p.bot_timestamp);
+  if (messageTime === undefined || messageTime === null) {
+    const field = direction === 'incoming' ? 'user_last_message_time' : 'bot_last_message_time';
+    return { ok: false, issues: [{ path: field, message: `required for ${direction} messages (unix seconds)` }] };
+  }
+  const text = (direction === 'incoming' ? p.last_message_of_user : p.last_message_of_bot) ?? null;
+  const fields = {
+    phone: p.phone_number,
+    direction,
+    messageTime,
+    messageType: p.message_type ?? null,
+    text,
+    attachmentUrl: p.attachment_url ?? null,
+  };
+  return {
+    ok: true,
+    event: {
+      id: eventIdOf(fields),
+      ...fields,
+      labels: p.labels ?? [],
+      lastMessages: p.last_messages ?? [],
+      referral: p.referral ?? null,
+      raw: body as Record<string, unknown>,
+    },
+  };
+}

@@ -1,0 +1,81 @@
+import { Redis, type RedisOptions } from 'ioredis';
+import type { Config } from './config.js';
+
+export { Redis };
+
+/**
+ * `producer`: the ingest's connection. It must fail fast so a webhook gets a 503
+ * within a second instead of waiting in ioredis's offline queue.
+ * `worker`: BullMQ's recommended worker settings: commands wait for the
+ * connection and it is retried forever.
+ */
+export function createRedis(config: Pick<Config, 'redisUrl'>, purpose: 'producer' | 'worker'): Redis {
+  const common: RedisOptions = {
+    retryStrategy: (times) => Math.min(100 * times, 2000),
+    lazyConnect: false,
+  };
+  const options: RedisOptions =
+    purpose === 'producer'
+      ? { ...common, enableOfflineQueue: false, maxRetriesPerRequest: 1, commandTimeout: 1000, enableAutoPipelining: true }
+      : { ...common, enableOfflineQueue: true, maxRetriesPerRequest: null };
+  return new Redis(config.redisUrl, options);
+}
+
+export interface RedisHealth {
+  isUp(): boolean;
+  stop(): void;
+}
+
+/**
+ * Readiness must turn false when Redis hangs as well as when it is gone, and the
+ * connection status alone only sees the latter, so a PING with a deadline runs every second.
+ */
+export function watchRedis(redis: Redis, onChange: (up: boolean) => void, intervalMs = 1000): RedisHealth {
+  // Starts down and reports only changes, so a process that starts while Redis is fine logs nothing alarming.
+  let up = false;
+  const set = (next: boolean) => {
+    if (next !== up) {
+      up = next;
+      onChange(up);
+    }
+  };
+  const probe = async () => {
+    if (redis.status !== 'ready') return set(false);
+    try {
+      await withDeadline(redis.ping(), intervalMs);
+      set(true);
+    } catch {
+      set(false);
+    }
+  };
+  const timer = setInterval(() => void probe(), intervalMs);
+  timer.unref();
+  redis.on('ready', () => void probe());
+  redis.on('close', () => set(false));
+  return { isUp: () => up, stop: () => clearInterval(timer) };
+}
+
+export class DeadlineError extends Error {
+  constructor(ms: number) {
+    super(`no answer within ${ms} ms`);
+    this.name = 'DeadlineError';
+  }
+}
+
+export function withDeadline<T>(promise: Promise<T>, ms: number): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  const deadline = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new DeadlineError(ms)), ms);
+  });
+  return Promise.race([promise, deadline]).finally(() => clearTimeout(timer));
+}
+
+/** Warns about (or refuses) a Redis that may evict queued events under memory pressure. */
+export async function evictionPolicy(redis: Redis): Promise<string | undefined> {
+  try {
+    const reply = (await redis.config('GET', 'maxmemory-policy')) as string[];
+    return reply[1];
+  } catch {
+    return undefined;
+  }
+}
