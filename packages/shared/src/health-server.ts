@@ -7,6 +7,8 @@ export interface HealthServerOptions {
   host: string;
   registry: Registry;
   isReady: () => boolean;
+  /** Refreshes gauges read from elsewhere (Redis) before a scrape is answered. */
+  beforeScrape?: () => Promise<void>;
 }
 
 const json = (status: string) => JSON.stringify({ status });
@@ -18,7 +20,10 @@ export async function startHealthServer(options: HealthServerOptions): Promise<{
     if (req.method !== 'GET' && req.method !== 'HEAD') {
       res.writeHead(405, { allow: 'GET' }).end();
     } else if (path === '/metrics') {
-      options.registry.metrics().then(
+      Promise.resolve(options.beforeScrape?.())
+        .catch(() => {})
+        .then(() => options.registry.metrics())
+        .then(
         (text) => res.writeHead(200, { 'content-type': options.registry.contentType }).end(text),
         () => res.writeHead(500).end(),
       );

@@ -1,0 +1,24 @@
+import { DEAD_LETTER_QUEUE, type DeadLetterJobData, type Redis } from '@replyflow/shared';
+import { Queue } from 'bullmq';
+
+/**
+ * Events that exhausted their attempts, or failed permanently, one entry per
+ * event and workflow. Nothing consumes this queue: entries wait for an
+ * operator to list and replay them.
+ */
+export class DeadLetters {
+  private readonly queue: Queue<DeadLetterJobData>;
+
+  constructor(redis: Redis, prefix: string) {
+    this.queue = new Queue<DeadLetterJobData>(DEAD_LETTER_QUEUE, { connection: redis, prefix });
+    this.queue.on('error', () => {});
+  }
+
+  async add(entry: DeadLetterJobData): Promise<void> {
+    await this.queue.add(entry.workflow, entry, { jobId: `${entry.workflow}:${entry.eventId}` });
+  }
+
+  close(): Promise<void> {
+    return this.queue.close();
+  }
+}
