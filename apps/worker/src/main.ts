@@ -71,7 +71,7 @@ runMain(async () => {
       metrics,
       logger,
     });
-    worker = new Worker(EVENTS_QUEUE, (job: EventJob, token?: string) => processor(job, token), {
+    worker = new Worker(EVENTS_QUEUE, (job: EventJob, token?: string) => processor.process(job, token), {
       connection: redis,
       prefix: config.queuePrefix,
       concurrency: config.workerConcurrency,
@@ -80,7 +80,9 @@ runMain(async () => {
       maxStalledCount: 5,
     });
     worker.on('error', (error) => logger.warn({ err: error.message }, 'worker error'));
-    worker.on('failed', (job, error) => logger.error({ eventId: job?.id, err: error.message }, 'job failed outside its workflow'));
+    worker.on('failed', (job, error) => {
+      if (job) void processor.onFailed(job, error).catch((e: Error) => logger.error({ eventId: job.id, err: e.message }, 'could not dead-letter a failed job'));
+    });
   } else {
     // Taking events without a workflow would lose them; they wait until one is configured.
     logger.warn('no workflow configured (set FORWARD_URL): events stay queued until one is');

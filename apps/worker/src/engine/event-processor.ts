@@ -7,6 +7,7 @@ import {
   type AttemptRecord,
   type EventJobData,
   type Logger,
+  type NotifyerEvent,
   type Redis,
   type workerMetrics,
 } from '@replyflow/shared';
@@ -45,8 +46,25 @@ function attemptRecord(error: unknown): AttemptRecord {
 export function createEventProcessor(deps: ProcessorDeps) {
   const { redis, metrics, workflow } = deps;
   const markDone = (eventId: string) => redis.set(doneKey(deps.prefix, eventId), '1', 'EX', deps.dedupeTtlSeconds);
+  const deadLetter = async (job: EventJob, event: NotifyerEvent, history: AttemptRecord[]) => {
+    await deps.deadLetters.add({ ...job.data, eventId: event.id, workflow: workflow.name, phone: event.phone, history });
+    await markDone(event.id);
+    metrics.jobs.inc({ workflow: workflow.name, outcome: 'dead_lettered' });
+  };
 
-  return async (job: EventJob, token?: string): Promise<void> => {
+  /**
+   * BullMQ fails a job itself when its workers keep dying on it (stalled too
+   * often): that is an exhausted event too, so it goes to the dead-letter queue.
+   */
+  const onFailed = async (job: EventJob, error: Error): Promise<void> => {
+    const parsed = parseNotifyerPayload(job.data.payload);
+    if (!parsed.ok) return;
+    await deadLetter(job, parsed.event, [...(job.data.history ?? []), attemptRecord(Object.assign(error, { kind: 'stalled' }))]);
+    await job.remove().catch(() => {});
+    deps.logger.warn({ eventId: parsed.event.id, workflow: workflow.name, err: error.message }, 'job failed outside its workflow, moved to the dead-letter queue');
+  };
+
+  const process = async (job: EventJob, token?: string): Promise<void> => {
     const parsed = parseNotifyerPayload(job.data.payload);
     if (!parsed.ok) {
       // The ingest validated it; only a hand-made job can get here.
@@ -77,9 +95,7 @@ export function createEventProcessor(deps: ProcessorDeps) {
       const record = attemptRecord(error);
       const nextHistory = [...history, record];
       if (error instanceof PermanentError || attempt >= deps.maxAttempts) {
-        await deps.deadLetters.add({ ...job.data, eventId: event.id, workflow: workflow.name, phone: event.phone, history: nextHistory });
-        await markDone(event.id);
-        metrics.jobs.inc({ workflow: workflow.name, outcome: 'dead_lettered' });
+        await deadLetter(job, event, nextHistory);
         log.warn({ attempt, error: record.error, kind: record.kind }, 'workflow failed, moved to the dead-letter queue');
         return;
       }
@@ -92,4 +108,5 @@ export function createEventProcessor(deps: ProcessorDeps) {
       throw new DelayedError();
     }
   };
+  return { process, onFailed };
 }

@@ -1,0 +1,99 @@
+import assert from 'node:assert/strict';
+import { describe, test } from 'node:test';
+import { parseNotifyerPayload } from '@replyflow/shared';
+import { fixtureNames, loadFixture } from '../helpers/fixtures.js';
+
+const parse = (body: unknown) => parseNotifyerPayload(body);
+const valid = (body: unknown) => {
+  const result = parse(body);
+  assert.ok(result.ok, `expected valid, got ${JSON.stringify(!result.ok && result.issues)}`);
+  return result.event;
+};
+const issuesOf = (body: unknown) => {
+  const result = parse(body);
+  assert.ok(!result.ok, 'expected invalid');
+  return result.issues;
+};
+const base = loadFixture('incoming-text').json;
+
+describe('notifyer schema', () => {
+  for (const name of fixtureNames) {
+    test(`accepts fixture ${name}`, () => {
+      const event = valid(loadFixture(name).json);
+      assert.match(event.id, /^[0-9a-f]{64}$/);
+      assert.match(event.phone, /^\d{6,20}$/);
+    });
+  }
+
+  test('reads the current generation: phone digits, direction, time, labels, last_messages string', () => {
+    const event = valid(base);
+    assert.equal(event.phone, '447700900123');
+    assert.equal(event.direction, 'incoming');
+    assert.equal(event.messageTime, 1763630140);
+    assert.equal(event.text, 'Great, when will it arrive?');
+    assert.deepEqual(event.labels, ['customer', 'shipping']);
+    assert.equal(event.lastMessages.length, 2);
+  });
+
+  test('reads the legacy generation from user_timestamp', () => {
+    const event = valid(loadFixture('legacy-incoming').json);
+    assert.equal(event.messageTime, 1746183609);
+    assert.equal(event.direction, 'incoming');
+    assert.deepEqual(event.labels, []);
+  });
+
+  test('outgoing messages use the bot time and bot text; arrays are taken as they are', () => {
+    const event = valid(loadFixture('outgoing-agent').json);
+    assert.equal(event.direction, 'outgoing');
+    assert.equal(event.messageTime, 1763630405);
+    assert.equal(event.text, 'It should arrive on Monday.');
+    assert.deepEqual(event.labels, ['customer', 'shipping']);
+    assert.equal(event.lastMessages.length, 3);
+  });
+
+  test('a numeric phone number and a referral are kept', () => {
+    const event = valid(loadFixture('first-contact-referral').json);
+    assert.equal(event.phone, '15550142277');
+    assert.equal(event.referral?.source_type, 'ad');
+  });
+
+  test('keeps unknown fields in raw', () => {
+    const event = valid({ ...base, brand_new_field: { nested: [1, 2] } });
+    assert.deepEqual(event.raw.brand_new_field, { nested: [1, 2] });
+  });
+
+  test('a string message time of digits is read as that integer', () => {
+    assert.equal(valid({ ...base, user_last_message_time: '0001763630140' }).messageTime, 1763630140);
+  });
+
+  const rejections: Array<[string, Record<string, unknown>, string]> = [
+    ['a missing phone', { phone_number: undefined }, 'phone_number'],
+    ['a short phone', { phone_number: '12345' }, 'phone_number'],
+    ['a phone with letters', { phone_number: '+44 77OO 900123' }, 'phone_number'],
+    ['a 21-digit phone', { phone_number: '123456789012345678901' }, 'phone_number'],
+    ['a negative time', { user_last_message_time: -5 }, 'user_last_message_time'],
+    ['a fractional time', { user_last_message_time: 1.5 }, 'user_last_message_time'],
+    ['a time string with letters', { user_last_message_time: '17636x' }, 'user_last_message_time'],
+    ['last_messages that is not a JSON array', { last_messages: '{"a":1}' }, 'last_messages'],
+    ['labels of numbers', { labels: [1, 2] }, 'labels'],
+    ['a numeric note', { note: 7 }, 'note'],
+    ['a string incoming_message', { incoming_message: 'yes' }, 'incoming_message'],
+  ];
+  for (const [what, patch, path] of rejections) {
+    test(`rejects ${what} with the path ${path}`, () => {
+      const issues = issuesOf({ ...base, ...patch });
+      assert.ok(issues.some((issue) => issue.path === path), JSON.stringify(issues));
+    });
+  }
+
+  test('a missing message time is reported under the current field name, for either direction', () => {
+    const { user_last_message_time: _u, ...incoming } = base;
+    assert.equal(issuesOf(incoming)[0]?.path, 'user_last_message_time');
+    const { bot_last_message_time: _b, ...outgoing } = { ...base, incoming_message: false };
+    assert.equal(issuesOf(outgoing)[0]?.path, 'bot_last_message_time');
+  });
+
+  test('rejects non-objects without throwing', () => {
+    for (const body of [null, 42, 'text', [base], true]) assert.equal(parse(body).ok, false);
+  });
+});
