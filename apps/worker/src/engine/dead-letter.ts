@@ -15,7 +15,8 @@ export class DeadLetters {
   }
 
   async add(entry: DeadLetterJobData): Promise<void> {
-    await this.queue.add(entry.workflow, entry, { jobId: `${entry.workflow}:${entry.eventId}` });
+    // One entry per event and workflow; BullMQ forbids ":" in custom job ids.
+    await this.queue.add(entry.workflow, entry, { jobId: `${entry.workflow}.${entry.eventId}` });
   }
 
   close(): Promise<void> {
