@@ -59,7 +59,11 @@ describe('Redis trouble', () => {
     const p = await startPipeline({ worker: false });
     try {
       const ids = [];
-      for (let i = 0; i < 20; i++) ids.push((await p.send(event(100 + i))).json.id);
+      for (let i = 0; i < 20; i++) {
+        const res = await p.send(event(100 + i));
+        assert.equal(res.status, 202, res.body);
+        ids.push(res.json.id);
+      }
       await p.redis.restart();
       await p.startWorker();
       const delivered = await p.receiver.waitFor(20, 20_000);

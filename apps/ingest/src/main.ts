@@ -11,6 +11,7 @@ import {
   startHealthServer,
   stopOnSignals,
   watchRedis,
+  withDeadline,
   EVENTS_QUEUE,
   type EventJobData,
 } from '@replyflow/shared';
@@ -18,6 +19,8 @@ import { Queue } from 'bullmq';
 import { createAnswer } from './answer.js';
 import { createApp } from './app.js';
 import { EventStore } from './event-store.js';
+
+const REDIS_WAIT_AT_START_MS = 5000;
 
 runMain(async () => {
   const config = loadConfig('ingest');
@@ -52,6 +55,11 @@ runMain(async () => {
     streams: { events: { maxLen: 1000 } },
   });
   queue.on('error', () => {});
+  // Listening before Redis answers would turn the first webhooks of every start
+  // into 503s; a Redis that stays away does not keep the ingest from starting.
+  await withDeadline(queue.waitUntilReady(), REDIS_WAIT_AT_START_MS).catch(() =>
+    logger.warn({ waitedMs: REDIS_WAIT_AT_START_MS }, 'Redis not reachable yet: answering 503 until it is'),
+  );
 
   const app = createApp({
     bodyLimitBytes: config.bodyLimitBytes,

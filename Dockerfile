@@ -1,0 +1,31 @@
+# syntax=docker/dockerfile:1
+
+FROM node:20-bookworm-slim AS build
+WORKDIR /app
+# Manifests first, so the dependency layer is reused when only sources change.
+COPY package.json package-lock.json ./
+COPY packages/shared/package.json packages/shared/
+COPY apps/ingest/package.json apps/ingest/
+COPY apps/worker/package.json apps/worker/
+RUN npm ci
+COPY tsconfig.json tsconfig.base.json ./
+COPY packages/shared/ packages/shared/
+COPY apps/ingest/ apps/ingest/
+COPY apps/worker/ apps/worker/
+RUN npm run build && npm prune --omit=dev
+
+FROM node:20-bookworm-slim
+ENV NODE_ENV=production
+WORKDIR /app
+COPY --from=build /app/package.json /app/package-lock.json ./
+# node_modules/@replyflow/* are symlinks into the workspaces copied below.
+COPY --from=build /app/node_modules/ node_modules/
+COPY --from=build /app/packages/shared/package.json packages/shared/
+COPY --from=build /app/packages/shared/dist/ packages/shared/dist/
+COPY --from=build /app/apps/ingest/package.json apps/ingest/
+COPY --from=build /app/apps/ingest/dist/ apps/ingest/dist/
+COPY --from=build /app/apps/worker/package.json apps/worker/
+COPY --from=build /app/apps/worker/dist/ apps/worker/dist/
+USER node
+EXPOSE 3000 9464 9465
+CMD ["node", "apps/ingest/dist/main.js"]
