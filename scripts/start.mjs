@@ -60,7 +60,7 @@ function onPath(command) {
 const redisHelp = [
   '  - install it: sudo apt-get install redis-server (Debian/Ubuntu) or brew install redis (macOS),',
   '    then run npm start again with REDIS_URL unset to get a private one;',
-  '  - or run one in Docker: docker compose up redis;',
+  '  - or run one in Docker: docker run -d -p 127.0.0.1:6379:6379 redis:7-alpine;',
   '  - or point REDIS_URL at a Redis you have.',
 ].join('\n');
 
@@ -70,7 +70,7 @@ async function startPrivateRedis(children) {
     fail(
       'start: no Redis answers on 127.0.0.1:6379 and redis-server is not on PATH.\n' +
         '  Install it with: sudo apt-get install redis-server (Debian/Ubuntu) or brew install redis (macOS),\n' +
-        '  or start one with docker compose up redis, or set REDIS_URL.',
+        '  or start one with docker run -d -p 127.0.0.1:6379:6379 redis:7-alpine, or set REDIS_URL.',
     );
   }
   const dir = join(root, '.replyflow/redis');
