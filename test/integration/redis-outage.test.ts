@@ -3,6 +3,8 @@ import { describe, test } from 'node:test';
 import { get } from '../helpers/http.js';
 import { loadFixture, withMessageTime } from '../helpers/fixtures.js';
 import { metricValue, startPipeline } from '../helpers/pipeline.js';
+import { runToExit, startProcess } from '../helpers/processes.js';
+import { startRedis } from '../helpers/redis-server.js';
 import { sleep, waitUntil } from '../helpers/wait.js';
 
 const event = (time: number) => withMessageTime(loadFixture('incoming-image').json, time);
@@ -72,6 +74,26 @@ describe('Redis trouble', () => {
       assert.deepEqual(new Set(delivered.map((r) => r.json.id)), new Set(ids));
     } finally {
       await p.stop();
+    }
+  });
+});
+
+describe('a Redis that may evict events', () => {
+  test('both processes warn; the ingest refuses to run with REQUIRE_SAFE_REDIS=true', async () => {
+    const redis = await startRedis({ maxmemoryPolicy: 'allkeys-lru' });
+    try {
+      const env = { REDIS_URL: redis.url, HOST: '127.0.0.1', WEBHOOK_SECRET: 's', PORT: '0', METRICS_PORT: '0' };
+      const refused = await runToExit('ingest', { ...env, REQUIRE_SAFE_REDIS: 'true' }, 10_000);
+      assert.equal(refused.code, 1);
+      assert.match(refused.stdout, /noeviction/);
+      for (const name of ['ingest', 'worker'] as const) {
+        const app = await startProcess(name, env);
+        const warning = await app.waitForLog((log) => log.level === 40 && /noeviction/.test(String(log.msg)), 5_000);
+        assert.equal(warning.policy, 'allkeys-lru');
+        await app.stop();
+      }
+    } finally {
+      await redis.cleanup();
     }
   });
 });

@@ -3,14 +3,13 @@ import {
   createLogger,
   createRedis,
   createRegistry,
-  evictionPolicy,
   ingestMetrics,
   loadConfig,
   loadWebhookSecrets,
   runMain,
   startHealthServer,
   stopOnSignals,
-  watchRedis,
+  monitorRedis,
   withDeadline,
   EVENTS_QUEUE,
   type EventJobData,
@@ -33,20 +32,11 @@ runMain(async () => {
   const registry = createRegistry('ingest');
   const metrics = ingestMetrics(registry);
   const redis = createRedis(config, 'producer');
-  redis.on('error', () => {}); // reported through watchRedis, once per change
-  const redisHealth = watchRedis(redis, (up) => {
-    metrics.redisUp.set(up ? 1 : 0);
-    if (up) logger.info('redis reachable');
-    else logger.warn('redis unreachable: webhooks are answered 503 until it returns');
-  });
-  redis.once('ready', async () => {
-    const policy = await evictionPolicy(redis);
-    if (policy === undefined || policy === 'noeviction') return;
-    if (config.requireSafeRedis) {
-      logger.fatal({ policy }, 'Redis maxmemory-policy is not noeviction and REQUIRE_SAFE_REDIS=true: refusing to run');
-      process.exit(1);
-    }
-    logger.warn({ policy }, 'Redis maxmemory-policy is not noeviction: queued events may be evicted under memory pressure');
+  const redisHealth = monitorRedis(redis, {
+    logger,
+    redisUp: metrics.redisUp,
+    whenDown: 'webhooks are answered 503 until it returns',
+    refuseEviction: config.requireSafeRedis,
   });
 
   const queue = new Queue<EventJobData>(EVENTS_QUEUE, {

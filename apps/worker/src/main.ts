@@ -2,12 +2,11 @@ import {
   createLogger,
   createRedis,
   createRegistry,
-  evictionPolicy,
   loadConfig,
   runMain,
   startHealthServer,
   stopOnSignals,
-  watchRedis,
+  monitorRedis,
   withDeadline,
   workerMetrics,
   DEAD_LETTER_QUEUE,
@@ -28,17 +27,12 @@ runMain(async () => {
   const metrics = workerMetrics(registry, ['forward'], queues);
 
   const redis = createRedis(config, 'worker');
-  redis.on('error', () => {}); // reported through watchRedis, once per change
-  const redisHealth = watchRedis(redis, (up) => {
-    metrics.redisUp.set(up ? 1 : 0);
-    if (up) logger.info('redis reachable');
-    else logger.warn('redis unreachable: reconnecting');
-  });
-  redis.once('ready', async () => {
-    const policy = await evictionPolicy(redis);
-    if (policy !== undefined && policy !== 'noeviction') {
-      logger.warn({ policy }, 'Redis maxmemory-policy is not noeviction: queued events may be evicted under memory pressure');
-    }
+  // Workers only warn: REQUIRE_SAFE_REDIS guards what the ingest acknowledges.
+  const redisHealth = monitorRedis(redis, {
+    logger,
+    redisUp: metrics.redisUp,
+    whenDown: 'reconnecting',
+    refuseEviction: false,
   });
 
   const agent = createHttpAgent(config.workerConcurrency);

@@ -1,5 +1,7 @@
 import { Redis, type RedisOptions } from 'ioredis';
+import type { Gauge } from 'prom-client';
 import type { Config } from './config.js';
+import type { Logger } from './logger.js';
 
 export { Redis };
 
@@ -70,12 +72,45 @@ export function withDeadline<T>(promise: Promise<T>, ms: number): Promise<T> {
   return Promise.race([promise, deadline]).finally(() => clearTimeout(timer));
 }
 
-/** Warns about (or refuses) a Redis that may evict queued events under memory pressure. */
-export async function evictionPolicy(redis: Redis): Promise<string | undefined> {
+async function evictionPolicy(redis: Redis): Promise<string | undefined> {
   try {
     const reply = (await redis.config('GET', 'maxmemory-policy')) as string[];
     return reply[1];
   } catch {
-    return undefined;
+    return undefined; // managed Redis services often forbid CONFIG
   }
+}
+
+export interface RedisMonitorOptions {
+  logger: Logger;
+  redisUp: Gauge;
+  /** What an outage means for this process, for the log line. */
+  whenDown: string;
+  /** Exit 1 instead of warning when Redis may evict keys (REQUIRE_SAFE_REDIS). */
+  refuseEviction: boolean;
+}
+
+/**
+ * Connection health as both processes report it: `replyflow_redis_up`, one log
+ * line per change, and a loud warning (or refusal) when Redis could evict
+ * queued events under memory pressure.
+ */
+export function monitorRedis(redis: Redis, options: RedisMonitorOptions): RedisHealth {
+  const { logger } = options;
+  redis.on('error', () => {}); // reported through watchRedis, once per change
+  const health = watchRedis(redis, (up) => {
+    options.redisUp.set(up ? 1 : 0);
+    if (up) logger.info('redis reachable');
+    else logger.warn(`redis unreachable: ${options.whenDown}`);
+  });
+  redis.once('ready', async () => {
+    const policy = await evictionPolicy(redis);
+    if (policy === undefined || policy === 'noeviction') return;
+    if (options.refuseEviction) {
+      logger.fatal({ policy }, 'Redis maxmemory-policy is not noeviction and REQUIRE_SAFE_REDIS=true: refusing to run');
+      process.exit(1);
+    }
+    logger.warn({ policy }, 'Redis maxmemory-policy is not noeviction: queued events may be evicted under memory pressure');
+  });
+  return health;
 }
