@@ -1,4 +1,15 @@
-import { doneKey, jobKey, withDeadline, EVENTS_QUEUE, type EventJobData, type Redis } from '@replyflow/shared';
+import {
+  defineScript,
+  doneKey,
+  jobKey,
+  laneKey,
+  seqKey,
+  withDeadline,
+  EVENTS_QUEUE,
+  type EventJobData,
+  type Redis,
+  type RedisScript,
+} from '@replyflow/shared';
 import type { Queue } from 'bullmq';
 
 export type StoreOutcome = 'queued' | 'duplicate';
@@ -6,28 +17,47 @@ export type StoreOutcome = 'queued' | 'duplicate';
 /** How long a webhook may wait for Redis before it is told to come back later (contract: 1 s). */
 const STORE_DEADLINE_MS = 1000;
 
+// Known: done record or job present. Otherwise the event takes its place in its
+// phone's lane (keeping the place a failed earlier store took) and gets its
+// acceptance sequence number, in the same round trip as the check.
+const CLAIM_SCRIPT = `
+if redis.call('EXISTS', KEYS[1], KEYS[2]) > 0 then return -1 end
+local seq = redis.call('ZSCORE', KEYS[3], ARGV[1])
+if seq then return tonumber(seq) end
+seq = redis.call('INCR', KEYS[4])
+redis.call('ZADD', KEYS[3], seq, ARGV[1])
+return seq`;
+
 /**
- * Stores each event once. An id is a duplicate while its job exists (waiting,
- * active, delayed) or, after the job is gone, while the worker's done marker
- * lives. Both are written only with or after the event itself, so a crash can
- * never turn a lost event into a "duplicate". Two deliveries racing past the
- * check both add the same job id, which BullMQ turns into one job.
+ * Stores each event once, in two round trips: the claim script, then BullMQ's
+ * add with the event id as job id. An id is a duplicate while its job exists
+ * or, after the job is gone, while its done record lives; both are written only
+ * with or after the event itself, so a crash never turns a lost event into a
+ * "duplicate". Two deliveries racing past the claim add the same job id, which
+ * BullMQ turns into one job. A lane entry whose add failed is reused by the
+ * redelivery, or skipped by the phone's next event (docs/design.md).
  */
 export class EventStore {
+  private readonly claim: RedisScript;
+
   constructor(
-    private readonly redis: Redis,
+    redis: Redis,
     private readonly queue: Queue<EventJobData>,
     private readonly prefix: string,
-  ) {}
-
-  store(eventId: string, data: EventJobData): Promise<StoreOutcome> {
-    return withDeadline(this.storeOnce(eventId, data), STORE_DEADLINE_MS);
+  ) {
+    this.claim = defineScript(redis, 'replyflowClaimEvent', 4, CLAIM_SCRIPT);
   }
 
-  private async storeOnce(eventId: string, data: EventJobData): Promise<StoreOutcome> {
-    const known = await this.redis.exists(doneKey(this.prefix, eventId), jobKey(this.prefix, EVENTS_QUEUE, eventId));
-    if (known > 0) return 'duplicate';
-    await this.queue.add('event', data, { jobId: eventId, removeOnComplete: true, removeOnFail: false });
+  store(eventId: string, phone: string, data: Omit<EventJobData, 'seq' | 'phone'>): Promise<StoreOutcome> {
+    return withDeadline(this.storeOnce(eventId, phone, data), STORE_DEADLINE_MS);
+  }
+
+  private async storeOnce(eventId: string, phone: string, data: Omit<EventJobData, 'seq' | 'phone'>): Promise<StoreOutcome> {
+    const p = this.prefix;
+    const keys = [doneKey(p, eventId), jobKey(p, EVENTS_QUEUE, eventId), laneKey(p, EVENTS_QUEUE, phone), seqKey(p)];
+    const seq = Number(await this.claim(keys, [eventId]));
+    if (seq < 0) return 'duplicate';
+    await this.queue.add('event', { ...data, seq, phone }, { jobId: eventId, removeOnComplete: true, removeOnFail: false });
     return 'queued';
   }
 }

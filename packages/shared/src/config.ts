@@ -2,7 +2,7 @@ import bytes from 'bytes';
 import { z } from 'zod';
 import { ConfigError } from './errors.js';
 
-export type Role = 'ingest' | 'worker';
+export type Role = 'ingest' | 'worker' | 'cli';
 
 const port = z.coerce.number().int().min(0).max(65535);
 const positiveInt = z.coerce.number().int().positive();
@@ -58,6 +58,7 @@ const schema = z.object({
   NOTIFYER_SEND_URL: httpUrl.optional(),
   NOTIFYER_API_KEY: z.string().min(1).optional(),
   SEND_RATE_LIMIT: nonNegativeInt.default(20),
+  WORKFLOWS: z.string().min(1).optional(),
 });
 
 type Env = z.output<typeof schema>;
@@ -93,9 +94,11 @@ export interface Config {
   notifyerSendUrl: string | undefined;
   notifyerApiKey: string | undefined;
   sendRateLimit: number;
+  /** A module exporting workflows made with defineWorkflow. */
+  workflows: string | undefined;
 }
 
-const defaultMetricsPort: Record<Role, number> = { ingest: 9464, worker: 9465 };
+const defaultMetricsPort: Record<Role, number> = { ingest: 9464, worker: 9465, cli: 0 };
 
 /**
  * Reads the environment once, at start. Empty values count as unset, because
@@ -144,5 +147,6 @@ export function loadConfig(role: Role, env: NodeJS.ProcessEnv = process.env): Re
     notifyerSendUrl: e.NOTIFYER_SEND_URL,
     notifyerApiKey: e.NOTIFYER_API_KEY,
     sendRateLimit: e.SEND_RATE_LIMIT,
+    workflows: e.WORKFLOWS,
   });
 }

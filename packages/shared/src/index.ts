@@ -8,5 +8,6 @@ export * from './metrics.js';
 export * from './notifyer-schema.js';
 export * from './queues.js';
 export * from './redis.js';
+export * from './redis-script.js';
 export * from './webhook-secrets.js';
 export * from './webhook-signature.js';

@@ -56,7 +56,12 @@ export function ingestMetrics(registry: Registry) {
   return { requests, duration, redisUp: redisUpGauge(registry) };
 }
 
-export function workerMetrics(registry: Registry, workflows: readonly string[], queues: readonly string[]) {
+export function workerMetrics(
+  registry: Registry,
+  workflows: readonly string[],
+  queues: readonly string[],
+  limits: readonly string[] = ['forward', 'send'],
+) {
   const jobs = new Counter({
     name: 'replyflow_jobs_total',
     help: 'Workflow attempts, by outcome',
@@ -100,7 +105,7 @@ export function workerMetrics(registry: Registry, workflows: readonly string[], 
     jobDuration.zero({ workflow });
     eventLag.zero({ workflow });
   }
-  for (const limit of ['forward', 'send']) rateLimited.inc({ limit }, 0);
+  for (const limit of new Set(['forward', 'send', ...limits])) rateLimited.inc({ limit }, 0);
   for (const queue of queues) {
     for (const state of QUEUE_STATES) queueJobs.set({ queue, state }, 0);
     oldestWaiting.set({ queue }, 0);

@@ -64,7 +64,7 @@ export function webhookHandler(deps: WebhookDeps) {
     const { event } = parsed;
     let outcome;
     try {
-      outcome = await deps.store.store(event.id, { receivedAt: Date.now(), traceId: traceIdOf(req), payload: event.raw });
+      outcome = await deps.store.store(event.id, event.phone, { receivedAt: Date.now(), traceId: traceIdOf(req), payload: event.raw });
     } catch (error) {
       deps.logger.warn({ eventId: event.id, err: (error as Error).message }, 'could not store event, answering 503');
       throw new HttpError(503, 'unavailable', 'the event store is unavailable, retry later', { 'retry-after': '5' });

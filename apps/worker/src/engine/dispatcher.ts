@@ -1,0 +1,98 @@
+import {
+  doneKey,
+  enqueueWorkflowJob,
+  laneKey,
+  parseNotifyerPayload,
+  DISPATCHED_FIELD,
+  EVENTS_QUEUE,
+  type EventJobData,
+  type Logger,
+  type Redis,
+  type WorkflowJobData,
+} from '@replyflow/shared';
+import type { Workflow, WorkflowEvent } from '@replyflow/workflow';
+import { DelayedError, type Job, type Queue } from 'bullmq';
+import { backoffDelayMs } from './backoff.js';
+import type { Lanes } from './lanes.js';
+import { debounceKey } from './workflow-runner.js';
+
+const PHONE_MEMORY_SECONDS = 365 * 24 * 3600;
+const DEBOUNCE_KEY_MARGIN_MS = 60_000;
+
+export interface DispatcherDeps {
+  redis: Redis;
+  prefix: string;
+  dedupeTtlSeconds: number;
+  backoffBaseMs: number;
+  lanes: Lanes;
+  logger: Logger;
+}
+
+export interface DispatchTarget {
+  workflow: Workflow;
+  queue: Queue<WorkflowJobData>;
+}
+
+/**
+ * Turns each accepted event, in its phone's acceptance order, into one job per
+ * matching workflow. Every step is idempotent, so a dispatch interrupted by a
+ * crash is redone whole: lane entries use NX, jobs have fixed ids, and the done
+ * record says which workflows already finished with the event.
+ */
+export function createDispatcher(targets: readonly DispatchTarget[], eventsQueue: Queue<EventJobData>, deps: DispatcherDeps) {
+  const { redis, lanes, prefix } = deps;
+
+  /** The first incoming event from a phone; the SET keeps the event id, so a redone dispatch agrees. */
+  const isFirstContact = async (phone: string, eventId: string): Promise<boolean> => {
+    const previous = await redis.call('SET', `${prefix}:phone:${phone}`, eventId, 'NX', 'GET', 'EX', PHONE_MEMORY_SECONDS);
+    return previous === null || previous === eventId;
+  };
+
+  const dispatch = async (job: Job<EventJobData>, event: WorkflowEvent, done: string) => {
+    for (const { workflow, queue } of targets) {
+      if (!(workflow.match?.(event) ?? true)) continue;
+      if ((await redis.hexists(done, workflow.name)) === 1) continue;
+      const jobData: WorkflowJobData = {
+        eventId: event.id,
+        workflow: workflow.name,
+        receivedAt: job.data.receivedAt,
+        traceId: job.data.traceId,
+        payload: job.data.payload,
+        seq: job.data.seq,
+        lane: laneKey(prefix, workflow.name, workflow.key?.(event) ?? event.phone),
+        firstContact: event.firstContact,
+      };
+      const debounce = workflow.debounce?.(event);
+      if (debounce) {
+        const latest = `${workflow.name}.${event.id}`;
+        await redis.set(debounceKey(prefix, workflow.name, debounce.key), latest, 'PX', debounce.ms + DEBOUNCE_KEY_MARGIN_MS);
+      }
+      await enqueueWorkflowJob(redis, queue, prefix, jobData);
+    }
+  };
+
+  return async (job: Job<EventJobData>, token?: string): Promise<void> => {
+    const lane = laneKey(prefix, EVENTS_QUEUE, job.data.phone);
+    const done = doneKey(prefix, job.id!);
+    try {
+      if ((await redis.hexists(done, DISPATCHED_FIELD)) === 0) {
+        await lanes.takeTurn(job, token, eventsQueue, lane);
+        const parsed = parseNotifyerPayload(job.data.payload);
+        if (!parsed.ok) throw new Error(`job ${job.id} holds an invalid payload`);
+        const firstContact = parsed.event.direction === 'incoming' && (await isFirstContact(parsed.event.phone, parsed.event.id));
+        const event = { ...parsed.event, receivedAt: job.data.receivedAt, firstContact, traceId: job.data.traceId };
+        await dispatch(job, event, done);
+        await redis.multi().hset(done, DISPATCHED_FIELD, '1').expire(done, deps.dedupeTtlSeconds).exec();
+      }
+      // Also for a second job of an already dispatched event (two deliveries racing at the ingest).
+      await lanes.finish(job, token, eventsQueue, lane);
+    } catch (error) {
+      if (error instanceof DelayedError) throw error;
+      // Dispatch fails only when Redis does: try again, never give the event up.
+      const attempt = job.attemptsStarted;
+      deps.logger.warn({ eventId: job.id, err: (error as Error).message }, 'dispatch failed, retrying');
+      await job.moveToDelayed(Date.now() + backoffDelayMs(Math.min(attempt, 10), deps.backoffBaseMs || 100), token);
+      throw new DelayedError();
+    }
+  };
+}

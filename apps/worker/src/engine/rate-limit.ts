@@ -1,0 +1,65 @@
+import { setTimeout as sleep } from 'node:timers/promises';
+import type { Redis } from '@replyflow/shared';
+
+/**
+ * A rate limit shared by every worker process: GCRA (generic cell rate algorithm) with
+ * reservations, in one Lua script against Redis's own clock.
+ *
+ * Each call reserves the next free slot: the theoretical arrival time `tat`, then moves `tat` on
+ * by the emission interval T = 1/limit. Slots are therefore exactly T apart, whoever asks and from
+ * whichever process, and with no burst tolerance (tau = 0) a half-open 1-second interval holds at
+ * most `limit` of them. Callers only add their timer and network jitter on top, which the 10%
+ * margin absorbs. Under a backlog `tat` never falls behind now, so slots are handed out back to
+ * back at exactly the limit; a fixed-window limiter instead lets up to twice the limit through
+ * across a window edge. A reservation is a promise of a slot, not an attempt: the caller just
+ * sleeps until it.
+ *
+ * TIME rather than the callers' clocks, so processes on hosts with skewed clocks still share one
+ * schedule; microseconds, so a limit that does not divide 1000 ms keeps its rate.
+ */
+const RESERVE_LUA = `
+local time = redis.call('TIME')
+local now = tonumber(time[1]) * 1000000 + tonumber(time[2])
+local tat = math.max(tonumber(redis.call('GET', KEYS[1])) or 0, now)
+local nextTat = tat + tonumber(ARGV[1])
+-- %.0f: a bare Lua number this large would be written in exponent notation and lose digits.
+-- The key may expire once nextTat has passed: a missing key means the same as a past tat.
+redis.call('SET', KEYS[1], string.format('%.0f', nextTat), 'PX', math.ceil((nextTat - now) / 1000) + 1)
+return tat - now
+`;
+
+type ReservingRedis = Redis & { rateLimitReserve(key: string, intervalUs: number): Promise<number> };
+
+export class RateLimiter {
+  private readonly intervalUs: number;
+
+  /** perSecond 0 means unlimited. */
+  constructor(
+    private readonly redis: Redis,
+    private readonly key: string,
+    perSecond: number,
+  ) {
+    if (!(perSecond >= 0) || !Number.isFinite(perSecond)) {
+      throw new RangeError(`rate limit must be a finite number >= 0, got ${perSecond}`);
+    }
+    // Rounded up, so the limiter never runs above the limit.
+    this.intervalUs = perSecond === 0 ? 0 : Math.ceil(1_000_000 / perSecond);
+    // defineCommand runs the script by EVALSHA, reloading it when Redis has lost it (restart, SCRIPT FLUSH).
+    if (this.intervalUs > 0) redis.defineCommand('rateLimitReserve', { numberOfKeys: 1, lua: RESERVE_LUA });
+  }
+
+  /** Reserves the next slot and returns how long to wait for it, in ms (0 when it is free now). */
+  async acquire(): Promise<number> {
+    if (this.intervalUs === 0) return 0;
+    const waitUs = await (this.redis as ReservingRedis).rateLimitReserve(this.key, this.intervalUs);
+    return waitUs / 1000;
+  }
+}
+
+/** Reserves a slot and sleeps until it; onWait sees every non-zero wait (for metrics). */
+export async function waitForSlot(limiter: RateLimiter, onWait?: (ms: number) => void): Promise<void> {
+  const ms = await limiter.acquire();
+  if (ms <= 0) return;
+  onWait?.(ms);
+  await sleep(ms);
+}
