@@ -52,7 +52,9 @@ export async function startPipeline(options: PipelineOptions = {}): Promise<Pipe
   });
   const workers: AppProcess[] = [];
   const startWorker = async (extraEnv: Record<string, string> = {}) => {
-    const worker = await startProcess('worker', { ...workerEnv, ...extraEnv });
+    // Only the first worker gets the known metrics port; more pick free ones.
+    const port = workers.length === 0 ? {} : { METRICS_PORT: '0' };
+    const worker = await startProcess('worker', { ...workerEnv, ...port, ...extraEnv });
     workers.push(worker);
     return worker;
   };

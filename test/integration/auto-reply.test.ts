@@ -1,0 +1,150 @@
+import assert from 'node:assert/strict';
+import { mkdtempSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { after, before, describe, test } from 'node:test';
+import { loadFixture, withMessageTime } from '../helpers/fixtures.js';
+import { startPipeline, type Pipeline } from '../helpers/pipeline.js';
+import { runToExit } from '../helpers/processes.js';
+import type { RecordedRequest } from '../helpers/receiver.js';
+import { sleep } from '../helpers/wait.js';
+
+const RULES = `
+rules:
+  - name: unsubscribe
+    when: { text: { matches: "^(stop|unsubscribe)$", ignoreCase: true } }
+    reply:
+      - text: "You are unsubscribed."
+  - name: shipping
+    when: { labels: { any: [shipping] } }
+    reply:
+      - text: "Thanks, let me check your order."
+      - text: "It ships within 2 days."
+        delayMs: 1500
+      - text: "Anything else?"
+        delayMs: 500
+  - name: split
+    when: { text: { contains: "part" } }
+    debounceMs: 1500
+    reply:
+      - text: "Got all your parts."
+`;
+
+const dir = mkdtempSync(join(tmpdir(), 'replyflow-rules-'));
+const rulesFile = (name: string, text: string) => {
+  const path = join(dir, name);
+  writeFileSync(path, text);
+  return path;
+};
+const API_KEY = 'notifyer-api-key';
+let nextTime = 1_810_000_000;
+const fresh = (name: string, patch: Record<string, unknown> = {}) => ({ ...withMessageTime(loadFixture(name).json, nextTime++), ...patch });
+const textsTo = (requests: RecordedRequest[], phone: string) => requests.filter((r) => r.json.to === phone).map((r) => r.json.text.body);
+
+
+describe('auto-replies (contract section 8)', () => {
+  let p: Pipeline;
+  before(async () => {
+    p = await startPipeline({ worker: false });
+    // The send endpoint is the pipeline's receiver.
+    await p.startWorker({ FORWARD_URL: '', REPLY_RULES: rulesFile('rules.yaml', RULES), NOTIFYER_API_KEY: API_KEY, NOTIFYER_SEND_URL: p.receiver.url });
+  });
+  after(() => p.stop());
+
+  test('sends the first matching rule\'s messages in order, spaced by their delays, in Notifyer\'s format', async () => {
+    const phone = '447700900201';
+    await p.send(fresh('incoming-text', { phone_number: phone }));
+    await p.receiver.waitFor(3, 10_000);
+    const sent = p.receiver.requests.filter((r) => r.json.to === phone);
+    assert.deepEqual(sent.map((r) => r.json.text.body), ['Thanks, let me check your order.', 'It ships within 2 days.', 'Anything else?']);
+    assert.ok(sent[1]!.at - sent[0]!.at >= 1_450, `first delay ${sent[1]!.at - sent[0]!.at} ms`);
+    assert.ok(sent[2]!.at - sent[1]!.at >= 450, `second delay ${sent[2]!.at - sent[1]!.at} ms`);
+    assert.deepEqual(sent[0]!.json, {
+      to: phone,
+      type: 'text',
+      recipient_type: 'individual',
+      messaging_product: 'whatsapp',
+      text: { body: 'Thanks, let me check your order.', preview_url: false },
+    });
+    assert.equal(sent[0]!.headers.authorization, API_KEY);
+  });
+
+  test('a duplicate webhook during the delays sends nothing twice', async () => {
+    const phone = '447700900202';
+    const body = fresh('incoming-text', { phone_number: phone });
+    await p.send(body);
+    await sleep(300);
+    assert.equal((await p.send(body)).status, 200);
+    await sleep(2_800);
+    assert.deepEqual(textsTo(p.receiver.requests, phone), ['Thanks, let me check your order.', 'It ships within 2 days.', 'Anything else?']);
+  });
+
+  test('first match wins; outgoing messages and messages matching nothing get no reply', async () => {
+    const stopPhone = '919800011199';
+    await p.send(fresh('legacy-incoming', { phone_number: stopPhone, labels: 'shipping' }));
+    await p.send(fresh('outgoing-agent', { phone_number: '447700900203' }));
+    await p.send(fresh('incoming-image', { phone_number: '447700900204' }));
+    await sleep(1_500);
+    assert.deepEqual(textsTo(p.receiver.requests, stopPhone), ['You are unsubscribed.']);
+    assert.deepEqual(textsTo(p.receiver.requests, '447700900203'), []);
+    assert.deepEqual(textsTo(p.receiver.requests, '447700900204'), []);
+  });
+
+  test('debounce: several matching messages in the window get one reply, after the last', async () => {
+    const phone = '447700900205';
+    let lastSentAt = 0;
+    for (const text of ['part one', 'part two', 'part three']) {
+      await p.send(fresh('incoming-text', { phone_number: phone, labels: '', last_message_of_user: text }));
+      lastSentAt = Date.now();
+      await sleep(400);
+    }
+    await sleep(2_500);
+    const replies = p.receiver.requests.filter((r) => r.json.to === phone);
+    assert.deepEqual(replies.map((r) => r.json.text.body), ['Got all your parts.']);
+    assert.ok(replies[0]!.at - lastSentAt >= 1_400, `replied ${replies[0]!.at - lastSentAt} ms after the last message`);
+  });
+});
+
+describe('auto-replies across a worker crash', () => {
+  test('kill -9 during a delay: the next worker sends the rest, each message once', async () => {
+    const p = await startPipeline({ worker: false });
+    try {
+      const env = { FORWARD_URL: '', REPLY_RULES: rulesFile('rules.yaml', RULES), NOTIFYER_SEND_URL: p.receiver.url };
+      const first = await p.startWorker(env);
+      const phone = '447700900301';
+      await p.send(fresh('incoming-text', { phone_number: phone }));
+      await p.receiver.waitFor(1, 10_000);
+      await sleep(300);
+      await first.kill();
+      await p.startWorker(env);
+      await p.receiver.waitFor(3, 15_000);
+      await sleep(1_000);
+      assert.deepEqual(textsTo(p.receiver.requests, phone), ['Thanks, let me check your order.', 'It ships within 2 days.', 'Anything else?']);
+    } finally {
+      await p.stop();
+    }
+  });
+});
+
+describe('rules file errors', () => {
+  const cases: Array<[string, string, RegExp]> = [
+    ['unknown key', 'rules:\n  - name: a\n    when: { text: { contain: "x" } }\n    reply: [{ text: "hi" }]\n', /rule 1 "a".*when\.text.*contain/],
+    ['bad regex', 'rules:\n  - name: b\n    when: { text: { matches: "(" } }\n    reply: [{ text: "hi" }]\n', /rule 1 "b".*when\.text\.matches/],
+    ['negative delay', 'rules:\n  - name: c\n    reply: [{ text: "hi", delayMs: -1 }]\n', /rule 1 "c".*delayMs/],
+  ];
+  for (const [what, text, pattern] of cases) {
+    test(`${what}: the worker exits 1 naming the rule and the field`, async () => {
+      const result = await runToExit('worker', { REPLY_RULES: rulesFile(`${what}.yaml`, text), NOTIFYER_SEND_URL: 'http://127.0.0.1:9/send' }, 10_000);
+      assert.equal(result.code, 1);
+      assert.match(result.stderr, pattern);
+      assert.equal(result.stderr.trim().split('\n').length, 1);
+    });
+  }
+
+  test('REPLY_RULES without NOTIFYER_SEND_URL is a configuration error', async () => {
+    const result = await runToExit('worker', { REPLY_RULES: rulesFile('ok.yaml', RULES) }, 10_000);
+    assert.equal(result.code, 1);
+    assert.match(result.stderr, /NOTIFYER_SEND_URL/);
+  });
+});
+
