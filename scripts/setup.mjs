@@ -9,6 +9,8 @@ export const root = dirname(dirname(fileURLToPath(import.meta.url)));
 
 const outputs = [
   ['packages/shared', 'dist/index.js'],
+  ['packages/workflow', 'dist/index.js'],
+  ['packages/cli', 'dist/main.js'],
   ['apps/ingest', 'dist/main.js'],
   ['apps/worker', 'dist/main.js'],
 ];

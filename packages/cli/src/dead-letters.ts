@@ -1,0 +1,95 @@
+import {
+  DEAD_LETTER_QUEUE,
+  enqueueWorkflowJob,
+  nextSeq,
+  workflowJobId,
+  type DeadLetterJobData,
+  type Redis,
+  type WorkflowJobData,
+} from '@replyflow/shared';
+import { Queue, type Job } from 'bullmq';
+import { CommandFailedError } from './errors.js';
+
+export type DeadLetterJob = Job<DeadLetterJobData>;
+
+/** States in which a workflow job may still run: replaying beside it would be a no-op (same job id) or a double delivery. */
+const LIVE_STATES = new Set(['active', 'waiting', 'waiting-children', 'delayed', 'prioritized']);
+
+/**
+ * The dead-letter queue as an operator sees it: entries (one per event and
+ * workflow) to list, and to put back on their workflow's queue.
+ */
+export class DeadLetters {
+  private readonly queue: Queue<DeadLetterJobData>;
+  private readonly workflowQueues = new Map<string, Queue<WorkflowJobData>>();
+
+  constructor(
+    private readonly redis: Redis,
+    private readonly prefix: string,
+  ) {
+    this.queue = this.open<DeadLetterJobData>(DEAD_LETTER_QUEUE);
+  }
+
+  /** Oldest first. Nothing consumes the queue, so entries wait (or sit paused, if someone paused it). */
+  async entries(): Promise<DeadLetterJob[]> {
+    const jobs = await this.queue.getJobs(['waiting', 'paused'], 0, -1, true);
+    const byId = new Map(jobs.filter((job) => job?.id !== undefined).map((job) => [job.id!, job]));
+    return [...byId.values()];
+  }
+
+  /**
+   * Checks every entry before moving any, so a refusal replays nothing. Each
+   * replayed event takes a new sequence number: it is ordered in its lane as
+   * if accepted now, behind whatever arrived for that phone meanwhile.
+   */
+  async replay(entries: readonly DeadLetterJob[]): Promise<void> {
+    for (const entry of entries) await this.clearFinishedJob(entry.data);
+    for (const entry of entries) {
+      const seq = await nextSeq(this.redis, this.prefix);
+      await enqueueWorkflowJob(this.redis, this.workflowQueue(entry.data.workflow), this.prefix, toWorkflowJob(entry.data, seq));
+      // After the enqueue: a crash in between leaves the entry listed (replay again), never lost.
+      await entry.remove();
+    }
+  }
+
+  async close(): Promise<void> {
+    await Promise.all([this.queue, ...this.workflowQueues.values()].map((queue) => queue.close()));
+  }
+
+  /**
+   * A workflow job left behind under the same id (failed, kept by
+   * removeOnFail: false) would make BullMQ ignore the replayed one.
+   */
+  private async clearFinishedJob(entry: DeadLetterJobData): Promise<void> {
+    const queue = this.workflowQueue(entry.workflow);
+    const jobId = workflowJobId(entry.workflow, entry.eventId);
+    const existing = await queue.getJob(jobId);
+    if (!existing) return;
+    const state = await existing.getState();
+    if (LIVE_STATES.has(state)) {
+      throw new CommandFailedError(`event ${entry.eventId} is still ${state} on queue ${entry.workflow}; nothing replayed, try again once it has finished`);
+    }
+    await existing.remove();
+  }
+
+  private workflowQueue(workflow: string): Queue<WorkflowJobData> {
+    let queue = this.workflowQueues.get(workflow);
+    if (!queue) {
+      queue = this.open<WorkflowJobData>(workflow);
+      this.workflowQueues.set(workflow, queue);
+    }
+    return queue;
+  }
+
+  private open<T>(name: string): Queue<T> {
+    const queue = new Queue<T>(name, { connection: this.redis, prefix: this.prefix });
+    queue.on('error', () => {}); // failures surface as rejected calls
+    return queue;
+  }
+}
+
+/** The workflow job as it was first dispatched, with a fresh sequence and no attempts yet. */
+export function toWorkflowJob(entry: DeadLetterJobData, seq: number): WorkflowJobData {
+  const { eventId, workflow, receivedAt, traceId, payload, lane, firstContact } = entry;
+  return { eventId, workflow, receivedAt, traceId, payload, seq, lane, firstContact, history: [] };
+}
