@@ -126,6 +126,32 @@ describe('auto-replies across a worker crash', () => {
   });
 });
 
+describe('auto-reply send failures', () => {
+  test('a failed send is retried; messages already sent are not sent again', async () => {
+    let failures = 2;
+    const p = await startPipeline({
+      worker: false,
+      receiver: (req) => (req.json.text.body === 'It ships within 2 days.' && failures-- > 0 ? { status: 502 } : { status: 200 }),
+    });
+    try {
+      await p.startWorker({ FORWARD_URL: '', REPLY_RULES: rulesFile('rules.yaml', RULES), NOTIFYER_SEND_URL: p.receiver.url });
+      const phone = '447700900401';
+      await p.send(fresh('incoming-text', { phone_number: phone }));
+      await p.receiver.waitFor(5, 15_000);
+      await sleep(800);
+      assert.deepEqual(textsTo(p.receiver.requests, phone), [
+        'Thanks, let me check your order.',
+        'It ships within 2 days.',
+        'It ships within 2 days.',
+        'It ships within 2 days.',
+        'Anything else?',
+      ]);
+    } finally {
+      await p.stop();
+    }
+  });
+});
+
 describe('rules file errors', () => {
   const cases: Array<[string, string, RegExp]> = [
     ['unknown key', 'rules:\n  - name: a\n    when: { text: { contain: "x" } }\n    reply: [{ text: "hi" }]\n', /rule 1 "a".*when\.text.*contain/],
