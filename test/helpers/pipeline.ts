@@ -3,7 +3,7 @@ import { freePort } from './free-port.js';
 import { post, type HttpResponse } from './http.js';
 import { startProcess, type AppProcess } from './processes.js';
 import { startReceiver, type Behaviour, type Receiver } from './receiver.js';
-import { startRedis, type RedisServer } from './redis-server.js';
+import { startRedis, type RedisOptions, type RedisServer } from './redis-server.js';
 
 export const SECRET = 'test-webhook-secret';
 
@@ -13,6 +13,7 @@ export interface PipelineOptions {
   /** Start a worker (default true). */
   worker?: boolean;
   receiver?: Behaviour;
+  redis?: RedisOptions;
 }
 
 export interface Pipeline {
@@ -32,7 +33,7 @@ export interface Pipeline {
 
 /** A private redis-server, a receiver for FORWARD_URL, and the real ingest and worker processes. */
 export async function startPipeline(options: PipelineOptions = {}): Promise<Pipeline> {
-  const redis = await startRedis();
+  const redis = await startRedis(options.redis);
   const receiver = await startReceiver(options.receiver);
   const [port, ingestMetricsPort, workerMetricsPort] = await Promise.all([freePort(), freePort(), freePort()]);
   const common = { REDIS_URL: redis.url, HOST: '127.0.0.1' };

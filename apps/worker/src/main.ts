@@ -52,6 +52,8 @@ runMain(async () => {
     connection: redis,
     prefix: config.queuePrefix,
     concurrency: config.workerConcurrency,
+    lockDuration: config.jobLockMs,
+    stalledInterval: config.jobLockMs,
     // A job whose worker died is retried on another; several deaths in a row
     // still should not fail an event that was never attempted.
     maxStalledCount: 5,

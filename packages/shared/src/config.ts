@@ -59,6 +59,7 @@ const schema = z.object({
   NOTIFYER_API_KEY: z.string().min(1).optional(),
   SEND_RATE_LIMIT: nonNegativeInt.default(20),
   WORKFLOWS: z.string().min(1).optional(),
+  JOB_LOCK_MS: positiveInt.min(1000).default(30000),
 });
 
 type Env = z.output<typeof schema>;
@@ -96,6 +97,8 @@ export interface Config {
   sendRateLimit: number;
   /** A module exporting workflows made with defineWorkflow. */
   workflows: string | undefined;
+  /** A job's lock without renewal; a dead worker's jobs are taken over within about twice this. */
+  jobLockMs: number;
 }
 
 const defaultMetricsPort: Record<Role, number> = { ingest: 9464, worker: 9465, cli: 0 };
@@ -148,5 +151,6 @@ export function loadConfig(role: Role, env: NodeJS.ProcessEnv = process.env): Re
     notifyerApiKey: e.NOTIFYER_API_KEY,
     sendRateLimit: e.SEND_RATE_LIMIT,
     workflows: e.WORKFLOWS,
+    jobLockMs: e.JOB_LOCK_MS,
   });
 }
