@@ -11,7 +11,7 @@ try {
   report = undefined;
 }
 if (!report || report.error || report.statusCode) {
-  const reason = report?.error?.summary ?? report?.message ?? (result.stderr.trim().split('\n').pop() || 'no answer');
+  const reason = report?.error?.summary || report?.message || (result.stderr.trim().split('\n').pop() || 'no answer');
   console.warn(`audit: skipped, the registry's advisory endpoint is unavailable (${reason})`);
   process.exit(0);
 }
