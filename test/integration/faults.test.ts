@@ -110,13 +110,14 @@ describe('Redis faults', () => {
 });
 
 describe('load with a worker killed and Redis restarted', () => {
-  test('3,000 events: every acknowledged event reaches the receiver', async () => {
+  // npm run test:faults raises FAULT_EVENTS for a longer run.
+  const total = Number(process.env.FAULT_EVENTS ?? 3_000);
+  test(`${total} events: every acknowledged event reaches the receiver`, async () => {
     const p = await startPipeline({ workerEnv: FAST_LOCKS });
     try {
       await p.startWorker();
       const acknowledged = new Set<string>();
       let unavailable = 0;
-      const total = 3_000;
       let next = 0;
       const client = async () => {
         while (next < total) {
@@ -132,12 +133,12 @@ describe('load with a worker killed and Redis restarted', () => {
             assert.ok(tries < 300, 'the ingest never recovered');
             await sleep(50); // Notifyer retries too, only slower
           }
-          if (n === 1_000) void p.worker!.kill();
-          if (n === 1_800) void p.redis.restart();
+          if (n === Math.floor(total / 3)) void p.worker!.kill();
+          if (n === Math.floor(total * 0.6)) void p.redis.restart();
         }
       };
       await Promise.all(Array.from({ length: 16 }, client));
-      const deadline = Date.now() + 60_000;
+      const deadline = Date.now() + 60_000 + total * 5;
       while (Date.now() < deadline) {
         const delivered = new Set(p.receiver.requests.map((r) => r.json.id as string));
         if ([...acknowledged].every((id) => delivered.has(id))) break;
