@@ -79,17 +79,19 @@ describe('hostile input', () => {
           );
         }
       };
+      // Two rounds warm the process up (JIT, pools, heap sizing); growth is measured after them.
+      await runAll();
       await runAll();
       const warm = await rss();
       // npm run test:faults raises FUZZ_ROUNDS for a longer run.
-      const rounds = Number(process.env.FUZZ_ROUNDS ?? 2);
+      const rounds = Number(process.env.FUZZ_ROUNDS ?? 1);
       for (let round = 0; round < rounds; round++) await runAll();
       const after = await rss();
       for (const [kind, counts] of statuses) console.log(`${kind}: ${[...counts].map(([s, n]) => `${s}×${n}`).join(' ')}`);
-      console.log(`${all.length * (rounds + 1)} requests; RSS ${(warm / 2 ** 20).toFixed(1)} MiB after the first round, ${(after / 2 ** 20).toFixed(1)} MiB after ${rounds} more`);
-      assert.ok(after < warm * 1.25, `RSS grew from ${warm} to ${after}`);
-      assert.equal(statuses.get('near the limit')?.get(413), 2 * (rounds + 1));
-      assert.equal(statuses.get('unsigned')?.get(401), 100 * (rounds + 1));
+      console.log(`${all.length * (rounds + 2)} requests; RSS ${(warm / 2 ** 20).toFixed(1)} MiB after two rounds, ${(after / 2 ** 20).toFixed(1)} MiB after ${rounds} more`);
+      assert.ok(after < warm * 1.2, `RSS grew from ${warm} to ${after}`);
+      assert.equal(statuses.get('near the limit')?.get(413), 2 * (rounds + 2));
+      assert.equal(statuses.get('unsigned')?.get(401), 100 * (rounds + 2));
       assert.equal(({} as Record<string, unknown>).polluted, undefined, 'prototype polluted');
       assert.equal((await get(p.webhookUrl.replace('/webhooks/notifyer', '/readyz'))).status, 200);
       assert.equal((await p.send(JSON.stringify({ ...base, user_last_message_time: 1_900_000_000 }))).status, 202);

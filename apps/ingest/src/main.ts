@@ -15,6 +15,7 @@ import {
   type EventJobData,
 } from '@replyflow/shared';
 import { Queue } from 'bullmq';
+import { startAdminServer, type AdminServer } from './admin.js';
 import { createAnswer } from './answer.js';
 import { createApp } from './app.js';
 import { EventStore } from './event-store.js';
@@ -69,8 +70,11 @@ runMain(async () => {
     registry,
     isReady: redisHealth.isUp,
   });
+  const { adminPassword } = config;
+  // Without a password there is no dashboard at all, rather than one anyone can open.
+  const admin: AdminServer | undefined = adminPassword ? await startAdminServer({ config: { ...config, adminPassword }, logger }) : undefined;
   logger.info(
-    { port: config.port, metricsPort: health.port, signatureMode: config.signatureMode },
+    { port: config.port, metricsPort: health.port, adminPort: admin?.port ?? null, signatureMode: config.signatureMode },
     'ingest listening',
   );
 
@@ -78,7 +82,9 @@ runMain(async () => {
     // Requests already being received are answered; new connections are refused.
     const closed = new Promise<void>((resolve) => server.close(() => resolve()));
     server.closeIdleConnections();
+    const adminClosed = admin?.close();
     await closed;
+    await adminClosed;
     health.server.close();
     redisHealth.stop();
     secrets.close();
