@@ -2,6 +2,7 @@ export * from './config.js';
 export * from './errors.js';
 export * from './event-id.js';
 export * from './health-server.js';
+export * from './keyspace.js';
 export * from './lifecycle.js';
 export * from './logger.js';
 export * from './metrics.js';

@@ -1,0 +1,46 @@
+import { createHash } from 'node:crypto';
+import calculateSlot from 'cluster-key-slot';
+
+const SLOTS = 16384;
+
+/**
+ * Where keys live. On one Redis with one shard, every key starts with
+ * QUEUE_PREFIX, as it always has. On Redis Cluster, or with several shards,
+ * each shard's keys share a hash tag (`{<prefix>:<shard>:<n>}`) so that every
+ * multi-key script touches one slot, and the shards' slots are spread over
+ * the slot range so that each master of an evenly split cluster holds some.
+ * Keys shared by all shards (rate limits, the dead-letter queue) use `{<prefix>}`.
+ */
+export interface Keyspace {
+  global: string;
+  shards: readonly string[];
+  shardOf(phone: string): number;
+  /** The metric label of a shard's queue: the queue name, with `@<shard>` when there are several. */
+  queueLabel(queue: string, shard: number): string;
+}
+
+/** The first tag `<prefix>:<shard>:<n>` whose slot falls in the shard's share of the slot range. */
+export function shardTag(prefix: string, shard: number, shards: number): string {
+  const low = Math.floor((shard * SLOTS) / shards);
+  const high = Math.floor(((shard + 1) * SLOTS) / shards);
+  for (let n = 0; ; n++) {
+    const tag = `${prefix}:${shard}:${n}`;
+    const slot = calculateSlot(tag);
+    if (slot >= low && slot < high) return tag;
+  }
+}
+
+/** Stable across processes, versions and restarts: one phone always maps to one shard. */
+export function shardOfPhone(phone: string, shards: number): number {
+  return createHash('sha256').update(phone).digest().readUInt32BE(0) % shards;
+}
+
+export function createKeyspace(prefix: string, shards: number, clustered: boolean): Keyspace {
+  const tagged = clustered || shards > 1;
+  return {
+    global: tagged ? `{${prefix}}` : prefix,
+    shards: tagged ? Array.from({ length: shards }, (_, shard) => `{${shardTag(prefix, shard, shards)}}`) : [prefix],
+    shardOf: (phone) => (shards === 1 ? 0 : shardOfPhone(phone, shards)),
+    queueLabel: (queue, shard) => (shards === 1 ? queue : `${queue}@${shard}`),
+  };
+}
