@@ -48,6 +48,10 @@ export class RateLimiter {
     if (this.intervalUs > 0) redis.defineCommand('rateLimitReserve', { numberOfKeys: 1, lua: RESERVE_LUA });
   }
 
+  get intervalMs(): number {
+    return this.intervalUs / 1000;
+  }
+
   /** Reserves the next slot and returns how long to wait for it, in ms (0 when it is free now). */
   async acquire(): Promise<number> {
     if (this.intervalUs === 0) return 0;
@@ -56,10 +60,21 @@ export class RateLimiter {
   }
 }
 
-/** Reserves a slot and sleeps until it; onWait sees every non-zero wait (for metrics). */
+const MAX_RESERVATIONS = 3;
+
+/**
+ * Reserves a slot and sleeps until it; onWait sees every non-zero wait (for
+ * metrics). A process that wakes more than half an interval late (a busy event
+ * loop, a GC pause) gives its slot up and takes a new one: several late callers
+ * going at once would bunch up at the receiver, above the limit in that second.
+ */
 export async function waitForSlot(limiter: RateLimiter, onWait?: (ms: number) => void): Promise<void> {
-  const ms = await limiter.acquire();
-  if (ms <= 0) return;
-  onWait?.(ms);
-  await sleep(ms);
+  for (let reservation = 1; ; reservation++) {
+    const ms = await limiter.acquire();
+    if (ms <= 0) return;
+    onWait?.(ms);
+    const due = performance.now() + ms;
+    await sleep(ms);
+    if (performance.now() - due <= limiter.intervalMs / 2 || reservation === MAX_RESERVATIONS) return;
+  }
 }
