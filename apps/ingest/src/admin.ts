@@ -180,7 +180,8 @@ export function createAdminApp(options: { user: string; password: string; queues
  * fails fast so webhooks get a quick 503, while a page can wait for Redis.
  */
 export async function startAdminServer({ config, logger }: AdminOptions): Promise<AdminServer> {
-  const redis = createRedis(config, 'worker');
+  // Standalone Redis only for now: on a cluster the queue list would need a SCAN of every master.
+  const redis = createRedis({ redisUrl: config.redisUrl, redisClusterNodes: undefined }, 'worker') as Redis;
   redis.on('error', () => {});
   const serverAdapter = new ExpressAdapter().setBasePath('/');
   const board = createBullBoard({ queues: [], serverAdapter, options: { uiConfig: { boardTitle: 'replyflow' } } });

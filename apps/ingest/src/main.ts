@@ -2,6 +2,7 @@ import type { Server } from 'node:http';
 import {
   createLogger,
   createRedis,
+  keyspaceOf,
   createRegistry,
   ingestMetrics,
   loadConfig,
@@ -40,15 +41,15 @@ runMain(async () => {
     refuseEviction: config.requireSafeRedis,
   });
 
-  const queue = new Queue<EventJobData>(EVENTS_QUEUE, {
-    connection: redis,
-    prefix: config.queuePrefix,
-    streams: { events: { maxLen: 1000 } },
+  const keyspace = keyspaceOf(config);
+  const queues = keyspace.shards.map((prefix) => {
+    const queue = new Queue<EventJobData>(EVENTS_QUEUE, { connection: redis, prefix, streams: { events: { maxLen: 1000 } } });
+    queue.on('error', () => {});
+    return queue;
   });
-  queue.on('error', () => {});
   // Listening before Redis answers would turn the first webhooks of every start
   // into 503s; a Redis that stays away does not keep the ingest from starting.
-  await withDeadline(queue.waitUntilReady(), REDIS_WAIT_AT_START_MS).catch(() =>
+  await withDeadline(Promise.all(queues.map((queue) => queue.waitUntilReady())), REDIS_WAIT_AT_START_MS).catch(() =>
     logger.warn({ waitedMs: REDIS_WAIT_AT_START_MS }, 'Redis not reachable yet: answering 503 until it is'),
   );
 
@@ -56,7 +57,7 @@ runMain(async () => {
     bodyLimitBytes: config.bodyLimitBytes,
     signatureMode: config.signatureMode,
     secrets,
-    store: new EventStore(redis, queue, config.queuePrefix),
+    store: new EventStore(redis, queues, keyspace, config.redisAckReplicas),
     logger,
     answer: createAnswer(metrics),
     isReady: redisHealth.isUp,
@@ -88,7 +89,7 @@ runMain(async () => {
     health.server.close();
     redisHealth.stop();
     secrets.close();
-    await queue.close();
+    await Promise.all(queues.map((queue) => queue.close()));
     await redis.quit().catch(() => redis.disconnect());
   });
 });

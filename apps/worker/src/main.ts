@@ -9,6 +9,8 @@ import {
   stopOnSignals,
   withDeadline,
   workerMetrics,
+  keyspaceOf,
+  type Logger,
   DEAD_LETTER_QUEUE,
   EVENTS_QUEUE,
   type EventJobData,
@@ -20,9 +22,16 @@ import { createDispatcher } from './engine/dispatcher.js';
 import { createHttpAgent } from './engine/http-post.js';
 import { Lanes } from './engine/lanes.js';
 import { loadWorkflows } from './engine/load-workflows.js';
-import { queueStatsCollector } from './engine/queue-stats.js';
+import { queueStatsCollector, queueStatsGroups } from './engine/queue-stats.js';
 import { RateLimiter, waitForSlot } from './engine/rate-limit.js';
 import { createWorkflowRunner, type WorkflowJob } from './engine/workflow-runner.js';
+
+/** Taking events without a workflow would lose them; they wait until one is configured. */
+function targetsExist(workflows: readonly unknown[], logger: Logger): boolean {
+  if (workflows.length > 0) return true;
+  logger.warn('no workflow configured (set FORWARD_URL, REPLY_RULES or WORKFLOWS): events stay queued until one is');
+  return false;
+}
 
 runMain(async () => {
   const config = loadConfig('worker');
@@ -30,16 +39,17 @@ runMain(async () => {
   const agent = createHttpAgent(config.workerConcurrency);
   const workflows = await loadWorkflows(config, agent);
   const names = workflows.map((w) => w.name);
-  const queueNames = [EVENTS_QUEUE, ...names, DEAD_LETTER_QUEUE];
+  const keyspace = keyspaceOf(config);
+  const queueLabels = config.workerShards.flatMap((shard) => [EVENTS_QUEUE, ...names].map((name) => keyspace.queueLabel(name, shard)));
   const registry = createRegistry('worker');
-  const metrics = workerMetrics(registry, names, queueNames, workflows.flatMap((w) => (w.rateLimit ? [w.rateLimit.name] : [])));
+  const limits = workflows.flatMap((w) => (w.rateLimit ? [w.rateLimit.name] : []));
+  const metrics = workerMetrics(registry, names, [...queueLabels, DEAD_LETTER_QUEUE], limits);
 
   const redis = createRedis(config, 'worker');
   // Workers only warn: REQUIRE_SAFE_REDIS guards what the ingest acknowledges.
   const redisHealth = monitorRedis(redis, { logger, redisUp: metrics.redisUp, whenDown: 'reconnecting', refuseEviction: false });
-  const deadLetters = new DeadLetters(redis, config.queuePrefix);
-  const lanes = new Lanes(redis, config.queuePrefix, logger);
-  const collectQueueStats = queueStatsCollector(redis, config.queuePrefix, queueNames, metrics);
+  const deadLetters = new DeadLetters(redis, keyspace.global);
+  const collectQueueStats = queueStatsCollector(redis, queueStatsGroups(keyspace, config.workerShards, names, !!config.redisClusterNodes?.length), metrics);
   const health = await startHealthServer({
     port: config.metricsPort,
     host: config.host,
@@ -50,7 +60,6 @@ runMain(async () => {
 
   const workerOptions = {
     connection: redis,
-    prefix: config.queuePrefix,
     concurrency: config.workerConcurrency,
     lockDuration: config.jobLockMs,
     stalledInterval: config.jobLockMs,
@@ -58,53 +67,60 @@ runMain(async () => {
     // still should not fail an event that was never attempted.
     maxStalledCount: 5,
   };
+  // Rate limits are global: one limiter per workflow, whatever the shard.
+  const rateLimits = new Map(
+    workflows.map((workflow) => {
+      const limit = workflow.rateLimit;
+      if (!limit) return [workflow.name, undefined] as const;
+      const limiter = new RateLimiter(redis, `${keyspace.global}:ratelimit:${limit.name}`, limit.perSecond);
+      return [workflow.name, () => waitForSlot(limiter, () => metrics.rateLimited.inc({ limit: limit.name }))] as const;
+    }),
+  );
   const queues: Queue[] = [];
   const workers: Worker[] = [];
-  const targets = workflows.map((workflow) => {
-    const queue = new Queue<WorkflowJobData>(workflow.name, { connection: redis, prefix: config.queuePrefix });
-    queues.push(queue);
-    const limiter = workflow.rateLimit
-      ? new RateLimiter(redis, `${config.queuePrefix}:ratelimit:${workflow.rateLimit.name}`, workflow.rateLimit.perSecond)
-      : undefined;
-    const runner = createWorkflowRunner(workflow, queue, {
-      redis,
-      prefix: config.queuePrefix,
-      dedupeTtlSeconds: config.dedupeTtlSeconds,
-      maxAttempts: config.maxAttempts,
-      backoffBaseMs: config.backoffBaseMs,
-      lanes,
-      deadLetters,
-      metrics,
-      logger,
-      rateLimit: limiter && (() => waitForSlot(limiter, () => metrics.rateLimited.inc({ limit: workflow.rateLimit!.name }))),
+  for (const shard of targetsExist(workflows, logger) ? config.workerShards : []) {
+    const prefix = keyspace.shards[shard]!;
+    const lanes = new Lanes(redis, prefix, logger);
+    const targets = workflows.map((workflow) => {
+      const queue = new Queue<WorkflowJobData>(workflow.name, { connection: redis, prefix });
+      queues.push(queue);
+      const runner = createWorkflowRunner(workflow, queue, {
+        redis,
+        prefix,
+        dedupeTtlSeconds: config.dedupeTtlSeconds,
+        maxAttempts: config.maxAttempts,
+        backoffBaseMs: config.backoffBaseMs,
+        lanes,
+        deadLetters,
+        metrics,
+        logger,
+        rateLimit: rateLimits.get(workflow.name),
+      });
+      const worker = new Worker(workflow.name, (job: WorkflowJob, token?: string) => runner.process(job, token), { ...workerOptions, prefix });
+      worker.on('failed', (job, error) => {
+        if (job) void runner.onFailed(job, error).catch((e: Error) => logger.error({ jobId: job.id, err: e.message }, 'could not dead-letter a failed job'));
+      });
+      workers.push(worker);
+      return { workflow, queue };
     });
-    const worker = new Worker(workflow.name, (job: WorkflowJob, token?: string) => runner.process(job, token), workerOptions);
-    worker.on('failed', (job, error) => {
-      if (job) void runner.onFailed(job, error).catch((e: Error) => logger.error({ jobId: job.id, err: e.message }, 'could not dead-letter a failed job'));
-    });
-    workers.push(worker);
-    return { workflow, queue };
-  });
-
-  if (targets.length > 0) {
-    const eventsQueue = new Queue<EventJobData>(EVENTS_QUEUE, { connection: redis, prefix: config.queuePrefix });
+    const eventsQueue = new Queue<EventJobData>(EVENTS_QUEUE, { connection: redis, prefix });
     queues.push(eventsQueue);
     const dispatch = createDispatcher(targets, eventsQueue, {
       redis,
-      prefix: config.queuePrefix,
+      prefix,
       dedupeTtlSeconds: config.dedupeTtlSeconds,
       backoffBaseMs: config.backoffBaseMs,
       lanes,
       logger,
     });
-    workers.push(new Worker(EVENTS_QUEUE, dispatch, workerOptions));
-  } else {
-    // Taking events without a workflow would lose them; they wait until one is configured.
-    logger.warn('no workflow configured (set FORWARD_URL, REPLY_RULES or WORKFLOWS): events stay queued until one is');
+    workers.push(new Worker(EVENTS_QUEUE, dispatch, { ...workerOptions, prefix }));
   }
   for (const worker of workers) worker.on('error', (error) => logger.warn({ err: error.message }, 'worker error'));
   for (const queue of queues) queue.on('error', () => {});
-  logger.info({ metricsPort: health.port, concurrency: config.workerConcurrency, workflows: names }, 'worker started');
+  logger.info(
+    { metricsPort: health.port, concurrency: config.workerConcurrency, workflows: names, shards: config.workerShards },
+    'worker started',
+  );
 
   stopOnSignals(logger, config.shutdownTimeoutMs, async () => {
     await Promise.all(workers.map((worker) => worker.close()));

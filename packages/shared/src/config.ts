@@ -60,6 +60,11 @@ const schema = z.object({
   SEND_RATE_LIMIT: nonNegativeInt.default(20),
   WORKFLOWS: z.string().min(1).optional(),
   JOB_LOCK_MS: positiveInt.min(1000).default(30000),
+  WORKER_SHARDS: z
+    .string()
+    .regex(/^\s*\d+(\s*-\s*\d+)?(\s*,\s*\d+(\s*-\s*\d+)?)*\s*$/, 'expected shard numbers and ranges, such as 0-2,5')
+    .optional(),
+  REDIS_ACK_REPLICAS: nonNegativeInt.max(16).default(0),
 });
 
 type Env = z.output<typeof schema>;
@@ -99,6 +104,24 @@ export interface Config {
   workflows: string | undefined;
   /** A job's lock without renewal; a dead worker's jobs are taken over within about twice this. */
   jobLockMs: number;
+  /** The shards this worker serves (WORKER_SHARDS, default all). */
+  workerShards: number[];
+  /** The ingest answers 2xx only once this many replicas hold the event (WAIT). */
+  redisAckReplicas: number;
+}
+
+/** "0-2,5" → [0, 1, 2, 5]; every shard must exist. */
+function parseShardList(list: string | undefined, shards: number): number[] {
+  if (list === undefined) return Array.from({ length: shards }, (_, shard) => shard);
+  const chosen = new Set<number>();
+  for (const part of list.split(',')) {
+    const [from, to = from] = part.split('-').map((n) => Number(n.trim()));
+    for (let shard = from!; shard <= to!; shard++) chosen.add(shard);
+  }
+  const missing = [...chosen].find((shard) => shard >= shards);
+  if (missing !== undefined) throw new ConfigError('WORKER_SHARDS', `shard ${missing} does not exist (QUEUE_SHARDS=${shards})`);
+  if (chosen.size === 0) throw new ConfigError('WORKER_SHARDS', 'names no shard');
+  return [...chosen].sort((a, b) => a - b);
 }
 
 const defaultMetricsPort: Record<Role, number> = { ingest: 9464, worker: 9465, cli: 0 };
@@ -152,5 +175,7 @@ export function loadConfig(role: Role, env: NodeJS.ProcessEnv = process.env): Re
     sendRateLimit: e.SEND_RATE_LIMIT,
     workflows: e.WORKFLOWS,
     jobLockMs: e.JOB_LOCK_MS,
+    workerShards: parseShardList(e.WORKER_SHARDS, e.QUEUE_SHARDS),
+    redisAckReplicas: e.REDIS_ACK_REPLICAS,
   });
 }

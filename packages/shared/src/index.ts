@@ -10,5 +10,6 @@ export * from './notifyer-schema.js';
 export * from './queues.js';
 export * from './redis.js';
 export * from './redis-script.js';
+export * from './replica-ack.js';
 export * from './webhook-secrets.js';
 export * from './webhook-signature.js';

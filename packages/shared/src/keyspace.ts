@@ -44,3 +44,7 @@ export function createKeyspace(prefix: string, shards: number, clustered: boolea
     queueLabel: (queue, shard) => (shards === 1 ? queue : `${queue}@${shard}`),
   };
 }
+
+export function keyspaceOf(config: { queuePrefix: string; queueShards: number; redisClusterNodes: string[] | undefined }): Keyspace {
+  return createKeyspace(config.queuePrefix, config.queueShards, (config.redisClusterNodes?.length ?? 0) > 0);
+}

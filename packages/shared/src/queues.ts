@@ -1,5 +1,5 @@
 import type { Queue } from 'bullmq';
-import type { Redis } from 'ioredis';
+import type { Cluster, Redis } from 'ioredis';
 import { defineScript } from './redis-script.js';
 
 /**
@@ -76,10 +76,10 @@ export const DISPATCHED_FIELD = '_';
  * while an entry whose job never arrives is removed by the lane's next job.
  * Both steps are idempotent, so a dispatch that crashed half-way is simply redone.
  */
-export async function enqueueWorkflowJob(redis: Redis, queue: Queue<WorkflowJobData>, prefix: string, data: WorkflowJobData): Promise<void> {
+export async function enqueueWorkflowJob(redis: Redis | Cluster, queue: Queue<WorkflowJobData>, prefix: string, data: WorkflowJobData): Promise<void> {
   const jobId = workflowJobId(data.workflow, data.eventId);
   await redis.zadd(data.lane, 'NX', data.seq, jobId);
   await queue.add(data.workflow, data, { jobId, removeOnComplete: true, removeOnFail: false });
 }
 
-export const nextSeq = (redis: Redis, prefix: string): Promise<number> => redis.incr(seqKey(prefix));
+export const nextSeq = (redis: Redis | Cluster, prefix: string): Promise<number> => redis.incr(seqKey(prefix));

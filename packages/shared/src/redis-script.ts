@@ -1,4 +1,4 @@
-import type { Redis } from 'ioredis';
+import type { Cluster, Redis } from 'ioredis';
 
 export type RedisScript = (keys: readonly string[], args: readonly (string | number)[]) => Promise<unknown>;
 
@@ -6,7 +6,7 @@ export type RedisScript = (keys: readonly string[], args: readonly (string | num
  * A Lua script run by SHA (ioredis's defineCommand loads it on first use), so
  * each call sends only its keys and arguments.
  */
-export function defineScript(redis: Redis, name: string, numberOfKeys: number, lua: string): RedisScript {
+export function defineScript(redis: Redis | Cluster, name: string, numberOfKeys: number, lua: string): RedisScript {
   if (!(name in redis)) redis.defineCommand(name, { numberOfKeys, lua });
   const command = (redis as unknown as Record<string, (...args: (string | number)[]) => Promise<unknown>>)[name]!;
   return (keys, args) => command.call(redis, ...keys, ...args);

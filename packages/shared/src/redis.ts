@@ -1,9 +1,12 @@
-import { Redis, type RedisOptions } from 'ioredis';
+import { Cluster, Redis, type ClusterOptions, type RedisOptions } from 'ioredis';
 import type { Gauge } from 'prom-client';
 import type { Config } from './config.js';
 import type { Logger } from './logger.js';
 
-export { Redis };
+export { Cluster, Redis };
+
+/** A standalone connection, or one to Redis Cluster (REDIS_CLUSTER_NODES). */
+export type RedisClient = Redis | Cluster;
 
 /**
  * `producer`: the ingest's connection. It must fail fast so a webhook gets a 503
@@ -11,16 +14,29 @@ export { Redis };
  * `worker`: BullMQ's recommended worker settings: commands wait for the
  * connection and it is retried forever.
  */
-export function createRedis(config: Pick<Config, 'redisUrl'>, purpose: 'producer' | 'worker'): Redis {
-  const common: RedisOptions = {
-    retryStrategy: (times) => Math.min(100 * times, 2000),
-    lazyConnect: false,
-  };
+export function createRedis(config: Pick<Config, 'redisUrl' | 'redisClusterNodes'>, purpose: 'producer' | 'worker'): RedisClient {
+  const retry = (times: number) => Math.min(100 * times, 2000);
   const options: RedisOptions =
     purpose === 'producer'
-      ? { ...common, enableOfflineQueue: false, maxRetriesPerRequest: 1, commandTimeout: 1000, enableAutoPipelining: true }
-      : { ...common, enableOfflineQueue: true, maxRetriesPerRequest: null };
-  return new Redis(config.redisUrl, options);
+      ? { enableOfflineQueue: false, maxRetriesPerRequest: 1, commandTimeout: 1000 }
+      : { enableOfflineQueue: true, maxRetriesPerRequest: null };
+  if (config.redisClusterNodes?.length) {
+    const nodes = config.redisClusterNodes.map((seed) => {
+      const [host, port] = seed.split(':');
+      return { host: host || '127.0.0.1', port: Number(port) || 6379 };
+    });
+    // BullMQ's documented way to run on Redis Cluster: an ioredis Cluster, with hash-tagged prefixes (keyspace.ts).
+    const { enableOfflineQueue, ...perNode } = options;
+    const clusterOptions: ClusterOptions = {
+      redisOptions: perNode,
+      clusterRetryStrategy: retry,
+      enableOfflineQueue,
+      enableAutoPipelining: purpose === 'producer',
+      scaleReads: 'master',
+    };
+    return new Cluster(nodes, clusterOptions);
+  }
+  return new Redis(config.redisUrl, { ...options, retryStrategy: retry, enableAutoPipelining: purpose === 'producer' });
 }
 
 export interface RedisHealth {
@@ -32,7 +48,7 @@ export interface RedisHealth {
  * Readiness must turn false when Redis hangs as well as when it is gone, and the
  * connection status alone only sees the latter, so a PING with a deadline runs every second.
  */
-export function watchRedis(redis: Redis, onChange: (up: boolean) => void, intervalMs = 1000): RedisHealth {
+export function watchRedis(redis: RedisClient, onChange: (up: boolean) => void, intervalMs = 1000): RedisHealth {
   // Starts down and reports only changes, so a process that starts while Redis is fine logs nothing alarming.
   let up = false;
   const set = (next: boolean) => {
@@ -72,7 +88,7 @@ export function withDeadline<T>(promise: Promise<T>, ms: number): Promise<T> {
   return Promise.race([promise, deadline]).finally(() => clearTimeout(timer));
 }
 
-async function evictionPolicy(redis: Redis): Promise<string | undefined> {
+async function evictionPolicy(redis: RedisClient): Promise<string | undefined> {
   try {
     const reply = (await redis.config('GET', 'maxmemory-policy')) as string[];
     return reply[1];
@@ -95,7 +111,7 @@ export interface RedisMonitorOptions {
  * line per change, and a loud warning (or refusal) when Redis could evict
  * queued events under memory pressure.
  */
-export function monitorRedis(redis: Redis, options: RedisMonitorOptions): RedisHealth {
+export function monitorRedis(redis: RedisClient, options: RedisMonitorOptions): RedisHealth {
   const { logger } = options;
   redis.on('error', () => {}); // reported through watchRedis, once per change
   const health = watchRedis(redis, (up) => {

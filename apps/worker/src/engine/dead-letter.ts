@@ -1,4 +1,4 @@
-import { DEAD_LETTER_QUEUE, type DeadLetterJobData, type Redis } from '@replyflow/shared';
+import { DEAD_LETTER_QUEUE, type DeadLetterJobData, type RedisClient } from '@replyflow/shared';
 import { Queue } from 'bullmq';
 
 /**
@@ -9,7 +9,7 @@ import { Queue } from 'bullmq';
 export class DeadLetters {
   private readonly queue: Queue<DeadLetterJobData>;
 
-  constructor(redis: Redis, prefix: string) {
+  constructor(redis: RedisClient, prefix: string) {
     this.queue = new Queue<DeadLetterJobData>(DEAD_LETTER_QUEUE, { connection: redis, prefix });
     this.queue.on('error', () => {});
   }

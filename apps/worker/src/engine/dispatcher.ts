@@ -7,7 +7,7 @@ import {
   EVENTS_QUEUE,
   type EventJobData,
   type Logger,
-  type Redis,
+  type RedisClient,
   type WorkflowJobData,
 } from '@replyflow/shared';
 import type { Workflow, WorkflowEvent } from '@replyflow/workflow';
@@ -20,7 +20,7 @@ const PHONE_MEMORY_SECONDS = 365 * 24 * 3600;
 const DEBOUNCE_KEY_MARGIN_MS = 60_000;
 
 export interface DispatcherDeps {
-  redis: Redis;
+  redis: RedisClient;
   prefix: string;
   dedupeTtlSeconds: number;
   backoffBaseMs: number;

@@ -1,4 +1,4 @@
-import { defineScript, jobKey, type Logger, type Redis, type RedisScript } from '@replyflow/shared';
+import { defineScript, jobKey, type Logger, type RedisClient, type RedisScript } from '@replyflow/shared';
 import { DelayedError, Job, type Queue } from 'bullmq';
 
 /** Safety net only: a parked job is normally promoted by the job before it the moment that one finishes. */
@@ -30,7 +30,7 @@ export class Lanes {
   private readonly leave: RedisScript;
 
   constructor(
-    private readonly redis: Redis,
+    private readonly redis: RedisClient,
     private readonly prefix: string,
     private readonly logger: Logger,
   ) {

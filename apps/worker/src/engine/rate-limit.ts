@@ -1,5 +1,5 @@
 import { setTimeout as sleep } from 'node:timers/promises';
-import type { Redis } from '@replyflow/shared';
+import type { RedisClient } from '@replyflow/shared';
 
 /**
  * A rate limit shared by every worker process: GCRA (generic cell rate algorithm) with
@@ -28,14 +28,14 @@ redis.call('SET', KEYS[1], string.format('%.0f', nextTat), 'PX', math.ceil((next
 return tat - now
 `;
 
-type ReservingRedis = Redis & { rateLimitReserve(key: string, intervalUs: number): Promise<number> };
+type ReservingRedis = RedisClient & { rateLimitReserve(key: string, intervalUs: number): Promise<number> };
 
 export class RateLimiter {
   private readonly intervalUs: number;
 
   /** perSecond 0 means unlimited. */
   constructor(
-    private readonly redis: Redis,
+    private readonly redis: RedisClient,
     private readonly key: string,
     perSecond: number,
   ) {

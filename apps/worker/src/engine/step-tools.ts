@@ -1,4 +1,4 @@
-import type { Redis } from '@replyflow/shared';
+import type { RedisClient } from '@replyflow/shared';
 import type { StepTools } from '@replyflow/workflow';
 
 /** Thrown by `step.sleep` to park the job until `wakeAt`; the runner moves the job to delayed. */
@@ -7,7 +7,7 @@ export class SleepSignal {
 }
 
 export interface StepToolsOptions {
-  redis: Redis;
+  redis: RedisClient;
   /** A hash of this job's finished steps: `run:<id>` results, `sleep:<id>` wake times. */
   stepsKey: string;
   /** Called before each `step.run` (the workflow's shared rate limit). */

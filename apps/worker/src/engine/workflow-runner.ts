@@ -6,7 +6,7 @@ import {
   RetryAfterError,
   type AttemptRecord,
   type Logger,
-  type Redis,
+  type RedisClient,
   type WorkflowJobData,
   type workerMetrics,
 } from '@replyflow/shared';
@@ -18,7 +18,7 @@ import type { Lanes } from './lanes.js';
 import { createStepTools, SleepSignal } from './step-tools.js';
 
 export interface RunnerDeps {
-  redis: Redis;
+  redis: RedisClient;
   prefix: string;
   dedupeTtlSeconds: number;
   maxAttempts: number;
