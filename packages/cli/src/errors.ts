@@ -1,4 +1,4 @@
-import { CommanderError } from 'commander';
+import { CommanderError, type Command } from 'commander';
 
 /** The command ran and failed (an unknown id, Redis unreachable): one line on stderr, exit 1. */
 export class CommandFailedError extends Error {
@@ -24,4 +24,12 @@ export function exitCodeFor(error: unknown): number {
   if (error instanceof CommanderError) return error.exitCode === 0 ? EXIT_OK : EXIT_USAGE;
   process.stderr.write(`error: ${error instanceof Error ? error.message : String(error)}\n`);
   return EXIT_FAILURE;
+}
+
+/**
+ * A bad combination of flags that commander cannot see by itself (a
+ * contradiction, a value only wrong beside another): its message, then exit 2.
+ */
+export function usageError(command: Command, message: string): never {
+  command.error(`error: ${message}`, { exitCode: EXIT_USAGE, code: 'replyflow.usage' });
 }

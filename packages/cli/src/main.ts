@@ -2,6 +2,9 @@
 import { createRequire } from 'node:module';
 import { Command } from 'commander';
 import { registerDlq } from './commands/dlq.js';
+import { registerEmulator } from './commands/emulator.js';
+import { registerSend } from './commands/send.js';
+import { registerWebhooks } from './commands/webhooks.js';
 import { exitCodeFor } from './errors.js';
 
 const { version } = createRequire(import.meta.url)('../package.json') as { version: string };
@@ -13,7 +16,10 @@ const program = new Command('replyflow')
   .exitOverride()
   .showHelpAfterError('(add --help for usage)');
 
+registerWebhooks(program);
+registerSend(program);
 registerDlq(program);
+registerEmulator(program);
 
 try {
   await program.parseAsync(process.argv);

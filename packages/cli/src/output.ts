@@ -13,6 +13,11 @@ export function printLine(text: string): void {
   process.stdout.write(`${text}\n`);
 }
 
+/** Advice and warnings for the person at the terminal: stderr, so stdout stays the command's output. */
+export function printNote(text: string): void {
+  process.stderr.write(`${text}\n`);
+}
+
 /** A table with left-aligned columns padded to their widest cell; the last column is not padded. */
 export function printTable<Row>(rows: readonly Row[], columns: readonly Column<Row>[]): void {
   const cells = [columns.map((c) => c.header), ...rows.map((row) => columns.map((c) => oneLine(c.value(row))))];
