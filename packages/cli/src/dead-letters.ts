@@ -2,9 +2,11 @@ import {
   DEAD_LETTER_QUEUE,
   enqueueWorkflowJob,
   nextSeq,
+  prefixOfLane,
   workflowJobId,
   type DeadLetterJobData,
-  type Redis,
+  type Keyspace,
+  type RedisClient,
   type WorkflowJobData,
 } from '@replyflow/shared';
 import { Queue, type Job } from 'bullmq';
@@ -24,10 +26,10 @@ export class DeadLetters {
   private readonly workflowQueues = new Map<string, Queue<WorkflowJobData>>();
 
   constructor(
-    private readonly redis: Redis,
-    private readonly prefix: string,
+    private readonly redis: RedisClient,
+    keyspace: Keyspace,
   ) {
-    this.queue = this.open<DeadLetterJobData>(DEAD_LETTER_QUEUE);
+    this.queue = this.open<DeadLetterJobData>(DEAD_LETTER_QUEUE, keyspace.global);
   }
 
   /** Oldest first. Nothing consumes the queue, so entries wait (or sit paused, if someone paused it). */
@@ -45,8 +47,10 @@ export class DeadLetters {
   async replay(entries: readonly DeadLetterJob[]): Promise<void> {
     for (const entry of entries) await this.clearFinishedJob(entry.data);
     for (const entry of entries) {
-      const seq = await nextSeq(this.redis, this.prefix);
-      await enqueueWorkflowJob(this.redis, this.workflowQueue(entry.data.workflow), this.prefix, toWorkflowJob(entry.data, seq));
+      // Back to its own shard: the lane (and so the phone's order) lives there.
+      const prefix = prefixOfLane(entry.data.lane);
+      const seq = await nextSeq(this.redis, prefix);
+      await enqueueWorkflowJob(this.redis, this.workflowQueue(entry.data.workflow, prefix), prefix, toWorkflowJob(entry.data, seq));
       // After the enqueue: a crash in between leaves the entry listed (replay again), never lost.
       await entry.remove();
     }
@@ -61,7 +65,7 @@ export class DeadLetters {
    * removeOnFail: false) would make BullMQ ignore the replayed one.
    */
   private async clearFinishedJob(entry: DeadLetterJobData): Promise<void> {
-    const queue = this.workflowQueue(entry.workflow);
+    const queue = this.workflowQueue(entry.workflow, prefixOfLane(entry.lane));
     const jobId = workflowJobId(entry.workflow, entry.eventId);
     const existing = await queue.getJob(jobId);
     if (!existing) return;
@@ -72,17 +76,18 @@ export class DeadLetters {
     await existing.remove();
   }
 
-  private workflowQueue(workflow: string): Queue<WorkflowJobData> {
-    let queue = this.workflowQueues.get(workflow);
+  private workflowQueue(workflow: string, prefix: string): Queue<WorkflowJobData> {
+    const key = `${prefix}:${workflow}`;
+    let queue = this.workflowQueues.get(key);
     if (!queue) {
-      queue = this.open<WorkflowJobData>(workflow);
-      this.workflowQueues.set(workflow, queue);
+      queue = this.open<WorkflowJobData>(workflow, prefix);
+      this.workflowQueues.set(key, queue);
     }
     return queue;
   }
 
-  private open<T>(name: string): Queue<T> {
-    const queue = new Queue<T>(name, { connection: this.redis, prefix: this.prefix });
+  private open<T>(name: string, prefix: string): Queue<T> {
+    const queue = new Queue<T>(name, { connection: this.redis, prefix });
     queue.on('error', () => {}); // failures surface as rejected calls
     return queue;
   }

@@ -1,4 +1,4 @@
-import { Redis, withDeadline } from '@replyflow/shared';
+import { Cluster, Redis, withDeadline, type Config, type RedisClient } from '@replyflow/shared';
 import { CommandFailedError } from './errors.js';
 
 const CONNECT_TIMEOUT_MS = 3_000;
@@ -13,17 +13,23 @@ const DISCONNECT_TIMEOUT_MS = 100;
  * forever, which is right for a daemon and wrong for an operator at a prompt,
  * who wants "Redis is unreachable" within seconds.
  */
-export async function connectRedis(redisUrl: string): Promise<Redis> {
+export async function connectRedis(config: Pick<Config, 'redisUrl' | 'redisClusterNodes'>): Promise<RedisClient> {
   let lastError: Error | undefined;
-  const redis = new Redis(redisUrl, {
-    lazyConnect: true,
+  const perNode = {
     connectTimeout: CONNECT_TIMEOUT_MS,
     commandTimeout: COMMAND_TIMEOUT_MS,
     disconnectTimeout: DISCONNECT_TIMEOUT_MS,
     maxRetriesPerRequest: 1,
-    enableOfflineQueue: false,
-    retryStrategy: () => null,
-  });
+  };
+  const seeds = config.redisClusterNodes ?? [];
+  const redisUrl = seeds.length > 0 ? seeds.join(',') : config.redisUrl;
+  const redis: RedisClient =
+    seeds.length > 0
+      ? new Cluster(
+          seeds.map((seed) => ({ host: seed.split(':')[0] || '127.0.0.1', port: Number(seed.split(':')[1]) || 6379 })),
+          { lazyConnect: true, redisOptions: perNode, clusterRetryStrategy: () => null, enableOfflineQueue: false },
+        )
+      : new Redis(config.redisUrl, { ...perNode, lazyConnect: true, enableOfflineQueue: false, retryStrategy: () => null });
   // Without a listener ioredis prints every connection error itself.
   redis.on('error', (err: Error) => (lastError = err));
   try {

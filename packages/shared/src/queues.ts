@@ -82,4 +82,7 @@ export async function enqueueWorkflowJob(redis: Redis | Cluster, queue: Queue<Wo
   await queue.add(data.workflow, data, { jobId, removeOnComplete: true, removeOnFail: false });
 }
 
+/** The shard prefix a lane belongs to: a replayed job goes back to its own shard. */
+export const prefixOfLane = (lane: string): string => lane.slice(0, lane.indexOf(':lane:'));
+
 export const nextSeq = (redis: Redis | Cluster, prefix: string): Promise<number> => redis.incr(seqKey(prefix));

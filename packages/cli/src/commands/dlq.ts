@@ -1,4 +1,4 @@
-import { loadConfig, maskPhone, type AttemptRecord, type DeadLetterJobData } from '@replyflow/shared';
+import { keyspaceOf, loadConfig, maskPhone, type AttemptRecord, type DeadLetterJobData } from '@replyflow/shared';
 import type { Command } from 'commander';
 import { DeadLetters, type DeadLetterJob } from '../dead-letters.js';
 import { CommandFailedError, EXIT_USAGE } from '../errors.js';
@@ -50,8 +50,8 @@ export function registerDlq(program: Command): void {
 /** Config and the connection are only touched once a command runs, so `--help` starts nothing. */
 async function withDeadLetters(run: (deadLetters: DeadLetters) => Promise<void>): Promise<void> {
   const config = loadConfig('cli');
-  const redis = await connectRedis(config.redisUrl);
-  const deadLetters = new DeadLetters(redis, config.queuePrefix);
+  const redis = await connectRedis(config);
+  const deadLetters = new DeadLetters(redis, keyspaceOf(config));
   try {
     await run(deadLetters);
   } finally {
