@@ -8,6 +8,15 @@ import { startProcess, type AppProcess } from '../helpers/processes.js';
 import { startReceiver, type RecordedRequest } from '../helpers/receiver.js';
 import { startRedisCluster } from '../helpers/redis-cluster.js';
 import { sleep } from '../helpers/wait.js';
+import { execFile } from 'node:child_process';
+import { promisify } from 'node:util';
+import { join } from 'node:path';
+import { get } from '../helpers/http.js';
+import { repoRoot } from '../helpers/repo-root.js';
+
+const run = promisify(execFile);
+const cli = (env: Record<string, string>, ...args: string[]) =>
+  run(process.execPath, [join(repoRoot, 'packages/cli/dist/main.js'), ...args], { env: { PATH: process.env.PATH ?? '', ...env } });
 
 const SECRET = 'cluster-secret';
 const base = loadFixture('incoming-text').json;
@@ -64,6 +73,41 @@ describe('Redis Cluster with sharded queues', () => {
       }
       const logs = apps.map((app) => app.output()).join('\n');
       assert.ok(!/CROSSSLOT/i.test(logs), 'CROSSSLOT in the logs');
+    } finally {
+      await Promise.allSettled(apps.map((app) => app.kill()));
+      await receiver.close();
+      await cluster.cleanup();
+    }
+  });
+
+  test('dead letters, replyflow dlq and metrics work unchanged on the cluster', async () => {
+    const cluster = await startRedisCluster({ masters: 3 });
+    let refuse = true;
+    const receiver = await startReceiver(() => ({ status: refuse ? 400 : 200 }));
+    const apps: AppProcess[] = [];
+    try {
+      const env = { ...cluster.env(), QUEUE_SHARDS: '3', HOST: '127.0.0.1' };
+      const port = await freePort();
+      const metricsPort = await freePort();
+      apps.push(await startProcess('ingest', { ...env, PORT: String(port), METRICS_PORT: '0', WEBHOOK_SECRET: SECRET }));
+      apps.push(await startProcess('worker', { ...env, METRICS_PORT: String(metricsPort), FORWARD_URL: receiver.url }));
+      const ids: string[] = [];
+      for (let n = 0; n < 6; n++) {
+        const body = JSON.stringify({ ...base, phone_number: `4477016${String(n).padStart(5, '0')}`, user_last_message_time: 1_890_000_000 + n });
+        const res = await post(`http://127.0.0.1:${port}/webhooks/notifyer`, body, { 'content-type': 'application/json', 'x-webhook-signature': signatureHeader('token', body, SECRET) });
+        ids.push(res.json.id);
+      }
+      await receiver.waitFor(6, 20_000);
+      await sleep(1_000);
+      const listed = JSON.parse((await cli(env, 'dlq', 'list', '--json')).stdout) as { id: string }[];
+      assert.deepEqual(new Set(listed.map((entry) => entry.id)), new Set(ids));
+      refuse = false;
+      await cli(env, 'dlq', 'replay', '--all');
+      await receiver.waitFor(12, 20_000);
+      assert.deepEqual(JSON.parse((await cli(env, 'dlq', 'list', '--json')).stdout), []);
+      const metrics = (await get(`http://127.0.0.1:${metricsPort}/metrics`)).body;
+      for (const label of ['events@0', 'forward@2', 'dead-letter']) assert.match(metrics, new RegExp(`replyflow_queue_jobs\\{queue="${label}"`));
+      assert.ok(!/CROSSSLOT/i.test(apps.map((app) => app.output()).join('\n')), 'CROSSSLOT in the logs');
     } finally {
       await Promise.allSettled(apps.map((app) => app.kill()));
       await receiver.close();
