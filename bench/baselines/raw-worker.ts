@@ -1,0 +1,69 @@
+// The worker baselines: a plain BullMQ Worker at replyflow's concurrency, either
+// doing the same POST as replyflow's forward workflow (undici, keep-alive, one
+// pool of CONCURRENCY connections, the same timeouts) or nothing at all
+// (BullMQ's own ceiling). No lanes, so no per-phone order. Env: REDIS_URL,
+// QUEUE, PREFIX, CONCURRENCY, MODE (post | noop), FORWARD_URL, TARGET.
+import { randomBytes } from 'node:crypto';
+import { Worker, type Job } from 'bullmq';
+import { Redis } from 'ioredis';
+import { Agent, request } from 'undici';
+
+interface ForwardBody {
+  id: string;
+  data: { phone: string };
+  [key: string]: unknown;
+}
+
+const mode = process.env.MODE === 'noop' ? 'noop' : 'post';
+const concurrency = Number(process.env.CONCURRENCY ?? 32);
+const target = Number(process.env.TARGET ?? 0);
+const forwardUrl = process.env.FORWARD_URL ?? '';
+const timeoutMs = 10_000;
+const agent = new Agent({ connections: concurrency, keepAliveTimeout: 10_000, keepAliveMaxTimeout: 60_000 });
+
+async function post(job: Job<ForwardBody>): Promise<void> {
+  const body = JSON.stringify(job.data);
+  const response = await request(forwardUrl, {
+    method: 'POST',
+    headers: {
+      'content-type': 'application/json',
+      'webhook-id': job.data.id,
+      'webhook-timestamp': String(Math.floor(Date.now() / 1000)),
+      traceparent: `00-${randomBytes(16).toString('hex')}-${randomBytes(8).toString('hex')}-01`,
+    },
+    body,
+    dispatcher: agent,
+    signal: AbortSignal.timeout(timeoutMs),
+    headersTimeout: timeoutMs,
+    bodyTimeout: timeoutMs,
+  });
+  await response.body.dump();
+  if (response.statusCode < 200 || response.statusCode >= 300) throw new Error(`HTTP ${response.statusCode}`);
+}
+
+let done = 0;
+let firstStart = 0;
+const connection = new Redis(process.env.REDIS_URL ?? 'redis://127.0.0.1:6379', { maxRetriesPerRequest: null });
+const worker = new Worker<ForwardBody>(
+  process.env.QUEUE ?? 'forward',
+  async (job) => {
+    if (firstStart === 0) firstStart = Date.now();
+    if (mode === 'post') await post(job);
+  },
+  { connection, prefix: process.env.PREFIX ?? 'bull', concurrency },
+);
+worker.on('completed', () => {
+  done++;
+  if (done === target) console.log(JSON.stringify({ msg: 'drained', count: done, firstStartMs: firstStart, lastEndMs: Date.now() }));
+});
+worker.on('error', (error) => console.error(JSON.stringify({ msg: 'worker error', err: error.message })));
+await worker.waitUntilReady();
+console.log(JSON.stringify({ msg: 'raw worker started', mode, concurrency }));
+
+process.on('SIGTERM', () => {
+  void worker
+    .close()
+    .then(() => agent.close())
+    .then(() => connection.quit())
+    .finally(() => process.exit(0));
+});

@@ -1,0 +1,218 @@
+// Ingest: requests/s and latency at 50 connections for (a) bare Express, (b) the
+// naive pipeline and (c) replyflow's ingest, one process each, alternated in
+// rounds so drift in the machine's speed falls on all three alike.
+import { freePort } from '../test/helpers/free-port.js';
+import { baselineScript } from './lib/baselines.js';
+import { scrapeCounter, type BenchContext } from './lib/context.js';
+import { postAll } from './lib/http-load.js';
+import { progress } from './lib/log.js';
+import { bodyAt, SECRET, timeBase } from './lib/payloads.js';
+import { startApp, startNode, type NodeProcess } from './lib/procs.js';
+import { deleteDataKeys } from './lib/redis.js';
+import { median, round, spread } from './lib/stats.js';
+import { CpuWindow } from './lib/sys.js';
+import { runWrk, writeWrkScript, type WrkResult } from './lib/wrk.js';
+
+export const INGEST_CONTENDERS = ['bare', 'naive', 'replyflow'] as const;
+export type IngestContender = (typeof INGEST_CONTENDERS)[number];
+export const INGEST_LABELS: Record<IngestContender, string> = {
+  bare: '(a) bare Express 5',
+  naive: '(b) naive pipeline',
+  replyflow: '(c) replyflow ingest',
+};
+
+export interface IngestRun {
+  round: number;
+  rps: number;
+  p50Ms: number;
+  p90Ms: number;
+  p99Ms: number;
+  maxMs: number;
+  requests: number;
+  errors: WrkResult['errors'];
+  /** CPU of the server process per request, microseconds. */
+  serverCpuUs: number;
+  /** CPU of redis-server per request, microseconds. */
+  redisCpuUs: number;
+  /** Cores busy with other people's work during the run (of the machine's total). */
+  otherCores: number;
+  /** Events the server says it stored (replyflow: its metrics; naive: the queue's length); null for bare. */
+  stored: number | null;
+}
+
+export interface IngestContenderResult {
+  label: string;
+  runs: IngestRun[];
+  rps: number;
+  p50Ms: number;
+  p99Ms: number;
+  worstP99Ms: number;
+  serverCpuUs: number;
+  redisCpuUs: number;
+  spread: number;
+}
+
+export interface IngestResult {
+  connections: number;
+  seconds: number;
+  warmupSeconds: number;
+  rounds: number;
+  contenders: Record<IngestContender, IngestContenderResult>;
+  /** Medians of the per-round ratios (each round's c over that round's a and b). */
+  ratios: { cOverA: number; cOverB: number; perRound: { round: number; cOverA: number; cOverB: number }[] };
+  otherCores: number;
+  problems: string[];
+}
+
+interface Contender {
+  name: IngestContender;
+  proc: NodeProcess;
+  url: string;
+  /** Events stored so far, read before and after each run. */
+  stored: () => Promise<number | null>;
+}
+
+const WEBHOOK_PATH = '/webhooks/notifyer';
+
+async function startContenders(ctx: BenchContext): Promise<Contender[]> {
+  const redisUrl = ctx.redis.url;
+  const [barePort, naivePort, ingestPort, metricsPort] = await Promise.all([freePort(), freePort(), freePort(), freePort()]);
+  const bare = await startNode('bare-express', baselineScript('bare-express'), { PORT: String(barePort), HOST: '127.0.0.1' }, { ready: /listening/ });
+  const naive = await startNode(
+    'naive-pipeline',
+    baselineScript('naive-pipeline'),
+    { PORT: String(naivePort), HOST: '127.0.0.1', REDIS_URL: redisUrl, WEBHOOK_SECRET: SECRET },
+    { ready: /listening/ },
+  );
+  const ingest = await startApp('ingest', {
+    REDIS_URL: redisUrl,
+    PORT: String(ingestPort),
+    HOST: '127.0.0.1',
+    METRICS_PORT: String(metricsPort),
+    WEBHOOK_SECRET: SECRET,
+    LOG_LEVEL: ctx.config.logLevel,
+  });
+  const metricsUrl = `http://127.0.0.1:${metricsPort}/metrics`;
+  return [
+    { name: 'bare', proc: bare, url: `http://127.0.0.1:${barePort}${WEBHOOK_PATH}`, stored: async () => null },
+    { name: 'naive', proc: naive, url: `http://127.0.0.1:${naivePort}${WEBHOOK_PATH}`, stored: () => ctx.redis.client.llen('bull:webhooks:wait') },
+    {
+      name: 'replyflow',
+      proc: ingest,
+      url: `http://127.0.0.1:${ingestPort}${WEBHOOK_PATH}`,
+      stored: () => scrapeCounter(metricsUrl, 'replyflow_ingest_requests_total', 'outcome="queued"'),
+    },
+  ];
+}
+
+/** A few real requests first: a contender that does not answer 202 to a valid webhook is not measured. */
+async function checkAnswers(ctx: BenchContext, contender: Contender): Promise<void> {
+  const base = timeBase(100);
+  const summary = await postAll(contender.url, 10, 2, (n) => bodyAt(ctx.templates, n, base, ctx.config.phones));
+  if (summary.statuses['202'] !== 10) throw new Error(`${contender.name} answered ${JSON.stringify(summary.statuses)} to 10 valid webhooks`);
+}
+
+async function measure(ctx: BenchContext, contender: Contender, seconds: number, roundNo: number): Promise<IngestRun> {
+  const { config, redis, templates } = ctx;
+  await deleteDataKeys(redis.client);
+  const script = writeWrkScript(templates, { base: timeBase(0), phones: config.phones, secret: SECRET });
+  const storedBefore = await contender.stored();
+  const cpu = new CpuWindow({ server: contender.proc.pid, redis: redis.pid });
+  const wrk = await runWrk(contender.url, script, { seconds, connections: config.connections }).done;
+  const window = cpu.stop();
+  const storedAfter = await contender.stored();
+  const stored = storedAfter === null ? null : storedAfter - (storedBefore ?? 0);
+  return {
+    round: roundNo,
+    rps: wrk.rps,
+    p50Ms: wrk.p50Ms,
+    p90Ms: wrk.p90Ms,
+    p99Ms: wrk.p99Ms,
+    maxMs: wrk.maxMs,
+    requests: wrk.requests,
+    errors: wrk.errors,
+    serverCpuUs: ((window.processes.server ?? 0) / wrk.requests) * 1e6,
+    redisCpuUs: ((window.processes.redis ?? 0) / wrk.requests) * 1e6,
+    otherCores: window.otherCores,
+    stored,
+  };
+}
+
+function problemsOf(name: IngestContender, run: IngestRun, connections: number): string[] {
+  const problems: string[] = [];
+  const { errors } = run;
+  const failed = errors.connect + errors.read + errors.write + errors.timeout + errors.status;
+  if (failed > 0) problems.push(`${name} round ${run.round}: ${failed} failed requests ${JSON.stringify(errors)}`);
+  // wrk counts answers it read; the server may have stored the requests in flight when wrk stopped, too.
+  if (run.stored !== null && (run.stored < run.requests || run.stored > run.requests + connections)) {
+    problems.push(`${name} round ${run.round}: ${run.requests} answered but ${run.stored} stored`);
+  }
+  return problems;
+}
+
+function summarize(label: string, runs: IngestRun[]): IngestContenderResult {
+  const rps = runs.map((r) => r.rps);
+  return {
+    label,
+    runs,
+    rps: median(rps),
+    p50Ms: median(runs.map((r) => r.p50Ms)),
+    p99Ms: median(runs.map((r) => r.p99Ms)),
+    worstP99Ms: Math.max(...runs.map((r) => r.p99Ms)),
+    serverCpuUs: median(runs.map((r) => r.serverCpuUs)),
+    redisCpuUs: median(runs.map((r) => r.redisCpuUs)),
+    spread: spread(rps),
+  };
+}
+
+export async function runIngest(ctx: BenchContext): Promise<IngestResult> {
+  const { config } = ctx;
+  progress(`ingest: starting bare Express, naive pipeline and replyflow ingest (${config.connections} connections, ${config.rounds} rounds of ${config.seconds} s)`);
+  const contenders = await startContenders(ctx);
+  try {
+    for (const contender of contenders) await checkAnswers(ctx, contender);
+    if (config.warmupSeconds > 0) {
+      for (const contender of contenders) {
+        progress(`ingest: warm-up ${contender.name} (${config.warmupSeconds} s)`);
+        await measure(ctx, contender, config.warmupSeconds, 0);
+      }
+    }
+    const runs: Record<IngestContender, IngestRun[]> = { bare: [], naive: [], replyflow: [] };
+    const problems: string[] = [];
+    for (let r = 1; r <= config.rounds; r++) {
+      // Rotate the order each round, so no contender always runs first (or right after Redis was emptied).
+      const order = contenders.map((_, i) => contenders[(i + r - 1) % contenders.length] as Contender);
+      for (const contender of order) {
+        const run = await measure(ctx, contender, config.seconds, r);
+        runs[contender.name].push(run);
+        problems.push(...problemsOf(contender.name, run, config.connections));
+        progress(
+          `ingest round ${r}/${config.rounds}: ${INGEST_LABELS[contender.name].padEnd(22)} ${round(run.rps).toString().padStart(6)} req/s  ` +
+            `p50 ${run.p50Ms.toFixed(1)} ms  p99 ${run.p99Ms.toFixed(1)} ms  cpu ${round(run.serverCpuUs)} µs/req  other load ${run.otherCores.toFixed(2)} cores`,
+        );
+      }
+    }
+    const perRound = Array.from({ length: config.rounds }, (_, i) => {
+      const at = (name: IngestContender) => (runs[name][i] as IngestRun).rps;
+      return { round: i + 1, cOverA: at('replyflow') / at('bare'), cOverB: at('replyflow') / at('naive') };
+    });
+    const all = Object.values(runs).flat();
+    return {
+      connections: config.connections,
+      seconds: config.seconds,
+      warmupSeconds: config.warmupSeconds,
+      rounds: config.rounds,
+      contenders: {
+        bare: summarize(INGEST_LABELS.bare, runs.bare),
+        naive: summarize(INGEST_LABELS.naive, runs.naive),
+        replyflow: summarize(INGEST_LABELS.replyflow, runs.replyflow),
+      },
+      ratios: { cOverA: median(perRound.map((p) => p.cOverA)), cOverB: median(perRound.map((p) => p.cOverB)), perRound },
+      otherCores: median(all.map((r) => r.otherCores)),
+      problems,
+    };
+  } finally {
+    await Promise.all(contenders.map((c) => c.proc.stop()));
+    await deleteDataKeys(ctx.redis.client);
+  }
+}

@@ -1,0 +1,27 @@
+// The baselines run as plain compiled JavaScript, like replyflow's dist/, so no
+// contender pays for a TypeScript loader. They import only packages, so a
+// transpiled file runs from anywhere inside the repository.
+import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import ts from 'typescript';
+import { benchDir, tmpDir } from './procs.js';
+
+export type Baseline = 'bare-express' | 'naive-pipeline' | 'raw-worker';
+
+const compiled = new Map<Baseline, string>();
+
+export function baselineScript(name: Baseline): string {
+  const cached = compiled.get(name);
+  if (cached) return cached;
+  const source = readFileSync(join(benchDir, 'baselines', `${name}.ts`), 'utf8');
+  const { outputText } = ts.transpileModule(source, {
+    compilerOptions: { module: ts.ModuleKind.ESNext, target: ts.ScriptTarget.ES2022, esModuleInterop: true },
+    fileName: `${name}.ts`,
+  });
+  const dir = join(tmpDir, 'baselines');
+  mkdirSync(dir, { recursive: true });
+  const file = join(dir, `${name}.mjs`);
+  writeFileSync(file, outputText);
+  compiled.set(name, file);
+  return file;
+}

@@ -1,0 +1,59 @@
+// Everything `npm run bench` can be told, from the environment. Defaults are the
+// issue's: 50 connections, 20,000 events, a 5-minute soak.
+
+export const SECTIONS = ['ingest', 'worker', 'redis', 'soak', 'profile'] as const;
+export type Section = (typeof SECTIONS)[number];
+
+export interface BenchConfig {
+  /** Measured seconds of each ingest run (after the warm-up). */
+  seconds: number;
+  warmupSeconds: number;
+  /** Ingest rounds; each round runs every contender once, in a rotated order. */
+  rounds: number;
+  connections: number;
+  /** Events drained by each worker contender, and stored for the Redis cost figures. */
+  events: number;
+  phones: number;
+  workerRounds: number;
+  /** replyflow's WORKER_CONCURRENCY default; the raw workers use the same. */
+  workerConcurrency: number;
+  soakSeconds: number;
+  /** Webhooks per second during the soak. */
+  soakRate: number;
+  profile: boolean;
+  sections: ReadonlySet<Section>;
+  /** LOG_LEVEL of replyflow's processes: `info` is what ships. */
+  logLevel: string;
+}
+
+function numberFrom(env: NodeJS.ProcessEnv, name: string, fallback: number, min: number): number {
+  const raw = env[name];
+  if (raw === undefined || raw === '') return fallback;
+  const value = Number(raw);
+  if (!Number.isFinite(value) || value < min) throw new Error(`${name} must be a number >= ${min} (got ${JSON.stringify(raw)})`);
+  return value;
+}
+
+export function loadBenchConfig(env: NodeJS.ProcessEnv = process.env): BenchConfig {
+  const profile = env.BENCH_PROFILE === '1' || env.BENCH_PROFILE === 'true';
+  const defaultSections: Section[] = ['ingest', 'worker', 'redis', 'soak', ...(profile ? (['profile'] as const) : [])];
+  const sections = (env.BENCH_SECTIONS ? env.BENCH_SECTIONS.split(',').map((s) => s.trim()).filter(Boolean) : defaultSections) as Section[];
+  for (const section of sections) {
+    if (!SECTIONS.includes(section)) throw new Error(`BENCH_SECTIONS: unknown section ${section} (known: ${SECTIONS.join(', ')})`);
+  }
+  return {
+    seconds: numberFrom(env, 'BENCH_SECONDS', 10, 1),
+    warmupSeconds: numberFrom(env, 'BENCH_WARMUP_SECONDS', 3, 0),
+    rounds: Math.round(numberFrom(env, 'BENCH_ROUNDS', 3, 1)),
+    connections: Math.round(numberFrom(env, 'BENCH_CONNECTIONS', 50, 1)),
+    events: Math.round(numberFrom(env, 'BENCH_EVENTS', 20_000, 100)),
+    phones: Math.round(numberFrom(env, 'BENCH_PHONES', 500, 1)),
+    workerRounds: Math.round(numberFrom(env, 'BENCH_WORKER_ROUNDS', 2, 1)),
+    workerConcurrency: Math.round(numberFrom(env, 'BENCH_WORKER_CONCURRENCY', 32, 1)),
+    soakSeconds: numberFrom(env, 'BENCH_SOAK_SECONDS', 300, 5),
+    soakRate: numberFrom(env, 'BENCH_SOAK_RATE', 300, 1),
+    profile,
+    sections: new Set(sections),
+    logLevel: env.BENCH_LOG_LEVEL || 'info',
+  };
+}

@@ -1,0 +1,194 @@
+// Turns one run's results into bench/results/latest.json, the markdown the
+// README embeds (latest.md, also printed), and the targets' verdicts.
+import type { BenchConfig } from './lib/config.js';
+import type { MachineInfo } from './lib/sys.js';
+import { INGEST_CONTENDERS, type IngestResult } from './ingest.js';
+import type { ProfileResult } from './profile.js';
+import type { RedisCostResult } from './redis-cost.js';
+import type { SoakResult } from './soak.js';
+import { WORKER_CONTENDERS, type WorkerResult } from './worker.js';
+
+export interface Target {
+  name: string;
+  /** The measured value, in the unit of `limit`. */
+  value: number | null;
+  limit: number;
+  direction: 'min' | 'max';
+  /** The value must stay strictly below the limit. */
+  strict?: boolean;
+  unit: string;
+  holds: boolean | null;
+  note?: string;
+}
+
+export interface BenchReport {
+  startedAt: string;
+  finishedAt: string;
+  durationSeconds: number;
+  settings: Omit<BenchConfig, 'sections'> & { sections: string[] };
+  /** Absent in reports written before it was recorded. */
+  code?: { commit: string; modified: boolean };
+  machine: { before: MachineInfo; after: MachineInfo; redis: string; redisConfig: string; loadGenerator: string };
+  /** Median cores busy with other work during the measured windows, per section. */
+  noise: Record<string, number>;
+  targets: Target[];
+  ingest?: IngestResult;
+  worker?: WorkerResult;
+  redisCost?: RedisCostResult;
+  soak?: SoakResult;
+  profile?: ProfileResult;
+  problems: string[];
+}
+
+const n0 = (x: number) => Math.round(x).toLocaleString('en-US');
+const n1 = (x: number) => x.toFixed(1);
+const n2 = (x: number) => x.toFixed(2);
+const mb = (bytes: number) => `${(bytes / 1048576).toFixed(1)} MB`;
+const pct = (x: number) => `${x >= 0 ? '+' : ''}${(x * 100).toFixed(1)}%`;
+
+function target(
+  name: string,
+  value: number | null | undefined,
+  limit: number,
+  direction: 'min' | 'max' | 'below',
+  unit: string,
+  note?: string,
+): Target {
+  const v = value ?? null;
+  const holds = v === null || Number.isNaN(v) ? null : direction === 'min' ? v >= limit : direction === 'max' ? v <= limit : v < limit;
+  const bound = direction === 'below' ? { direction: 'max' as const, strict: true } : { direction };
+  return { name, value: v, limit, ...bound, unit, holds, ...(note ? { note } : {}) };
+}
+
+export function evaluateTargets(r: Pick<BenchReport, 'ingest' | 'worker' | 'redisCost' | 'soak' | 'settings'>): Target[] {
+  const soakNote = r.soak && r.soak.seconds < 300 ? `soak of ${r.soak.seconds} s, not the issue's 300 s` : undefined;
+  return [
+    target('ingest ≥ 0.85 × bare Express requests/s', r.ingest?.ratios.cOverA, 0.85, 'min', '×'),
+    target('ingest ≥ 1.3 × naive pipeline requests/s', r.ingest?.ratios.cOverB, 1.3, 'min', '×'),
+    target(
+      `ingest p99 ≤ 25 ms at ${r.settings.connections} connections`,
+      r.ingest?.contenders.replyflow.p99Ms,
+      25,
+      'max',
+      'ms',
+      r.ingest ? `median of rounds; worst round ${r.ingest.contenders.replyflow.worstP99Ms.toFixed(1)} ms` : undefined,
+    ),
+    target('worker ≥ 0.8 × raw BullMQ worker doing the same POST', r.worker?.ratios.replyflowOverRaw, 0.8, 'min', '×'),
+    target(
+      '≤ 400 bytes of Redis memory per completed event (dedupe window)',
+      r.redisCost?.bytesPerCompletedEventMarginal,
+      400,
+      'max',
+      'B',
+      r.redisCost
+        ? `per further event; plus ${mb(r.redisCost.fixedBytes)} that does not grow with events, so ${n0(r.redisCost.bytesPerCompletedEvent)} B per event over the first ${n0(r.redisCost.events)}` +
+            (r.redisCost.streamsAtCap === false ? '; event streams not yet at their cap, so too high: use BENCH_EVENTS ≥ 5000' : '')
+        : undefined,
+    ),
+    target('ingest RSS growth < 10% over the soak', r.soak ? r.soak.ingest.growth * 100 : null, 10, 'below', '%', soakNote),
+    target('worker RSS growth < 10% over the soak', r.soak ? r.soak.worker.growth * 100 : null, 10, 'below', '%', soakNote),
+  ];
+}
+
+function valueText(t: Target): string {
+  if (t.value === null) return 'not measured';
+  if (t.unit === '×') return `${n2(t.value)}×`;
+  if (t.unit === '%') return `${t.value >= 0 ? '+' : ''}${n1(t.value)}%`;
+  if (t.unit === 'B') return `${n0(t.value)} B`;
+  return `${n1(t.value)} ${t.unit}`;
+}
+
+export function renderMarkdown(r: BenchReport): string {
+  const out: string[] = [];
+  const m = r.machine.before;
+  const noise = Object.entries(r.noise)
+    .map(([section, cores]) => `${section} ${n2(cores)}`)
+    .join(', ');
+  out.push(
+    `<!-- written by npm run bench (bench/report.ts); run it again rather than editing -->`,
+    `Measured ${r.startedAt.slice(0, 16).replace('T', ' ')} UTC${r.code ? ` at ${r.code.commit}${r.code.modified ? ' (with uncommitted changes)' : ''}` : ''} ` +
+      `in one run of \`npm run bench\` (${Math.round(r.durationSeconds / 60)} min) on ${m.cpuModel}, ` +
+      `${m.cores} cores, Node ${m.node}, ${r.machine.redis} (${r.machine.redisConfig}), load from ${r.machine.loadGenerator} on 127.0.0.1. ` +
+      `The machine is shared: other work kept a median of ${noise || 'n/a'} cores busy during the measured windows ` +
+      `(load average ${m.loadavg.join(' ')} at the start, ${r.machine.after.loadavg.join(' ')} at the end).`,
+    '',
+    '| target | measured | holds |',
+    '|---|---|---|',
+    ...r.targets.map((t) => `| ${t.name} | ${valueText(t)}${t.note ? ` (${t.note})` : ''} | ${t.holds === null ? '—' : t.holds ? 'yes' : '**no**'} |`),
+    '',
+  );
+  if (r.ingest) {
+    const i = r.ingest;
+    out.push(
+      `**Ingest**: ${i.connections} connections, unique signed fixture payloads, ${i.rounds} round${i.rounds === 1 ? '' : 's'} of ${i.seconds} s after a ${i.warmupSeconds} s warm-up, contenders alternated, one process each; medians of the rounds.`,
+      '',
+      '| contender | requests/s | p50 | p99 | server CPU per request | Redis CPU per request | rounds (requests/s) |',
+      '|---|---:|---:|---:|---:|---:|---|',
+      ...INGEST_CONTENDERS.map((c) => {
+        const x = i.contenders[c];
+        return `| ${x.label} | ${n0(x.rps)} | ${n1(x.p50Ms)} ms | ${n1(x.p99Ms)} ms | ${n0(x.serverCpuUs)} µs | ${n0(x.redisCpuUs)} µs | ${x.runs.map((run) => n0(run.rps)).join(' / ')} |`;
+      }),
+      '',
+      `c/a = **${n2(i.ratios.cOverA)}**, c/b = **${n2(i.ratios.cOverB)}** (medians of the per-round ratios: ${i.ratios.perRound.map((p) => `${n2(p.cOverA)}/${n2(p.cOverB)}`).join(', ')}).`,
+      '',
+    );
+  }
+  if (r.worker) {
+    const w = r.worker;
+    out.push(
+      `**Worker**: ${n0(w.events)} queued events over ${w.phones} phones drained to a local HTTP receiver, concurrency ${w.concurrency}, ${w.rounds} round${w.rounds === 1 ? '' : 's'}, alternated; medians. replyflow's events went through its ingest, with per-phone ordering on (the receiver checks it). The raw workers promise no order; a phone's events being far apart in their queue, they happened not to reorder any.`,
+      '',
+      '| contender | events/s | worker CPU per event | Redis CPU per event | deliveries out of phone order | rounds (events/s) |',
+      '|---|---:|---:|---:|---:|---|',
+      ...WORKER_CONTENDERS.map((c) => {
+        const x = w.contenders[c];
+        const order = c === 'noop' ? '—' : String(Math.max(...x.runs.map((run) => run.outOfOrder)));
+        return `| ${x.label} | ${n0(x.eventsPerSecond)} | ${n0(x.workerCpuUs)} µs | ${n0(x.redisCpuUs)} µs | ${order} | ${x.runs.map((run) => n0(run.eventsPerSecond)).join(' / ')} |`;
+      }),
+      '',
+      `replyflow / raw worker = **${n2(w.ratios.replyflowOverRaw)}**, replyflow / BullMQ no-op = ${n2(w.ratios.replyflowOverNoop)}, ` +
+        `raw / no-op = ${n2(w.ratios.rawOverNoop)}, replyflow with 2 workers / raw = ${n2(w.ratios.replyflow2OverRaw)}.`,
+      '',
+    );
+  }
+  if (r.redisCost) {
+    const c = r.redisCost;
+    out.push(
+      `**Redis per event** (${n0(c.events)} events over ${c.phones} phones through ingest and one worker; \`INFO memory\` used_memory, \`INFO commandstats\`, commands run inside Lua scripts included):`,
+      '',
+      '| figure | value |',
+      '|---|---:|',
+      `| memory per queued event (backlog) | ${n0(c.bytesPerQueuedEvent)} B |`,
+      `| memory per completed event, inside the dedupe window (each further event, measured over ${n0(c.extraEvents)} more) | ${n0(c.bytesPerCompletedEventMarginal)} B |`,
+      `| memory that does not grow with events (capped event streams, ${c.phones} phones' keys, queue metadata) | ${mb(c.fixedBytes)} |`,
+      `| memory per completed event over the first ${n0(c.events)} (both of the above) | ${n0(c.bytesPerCompletedEvent)} B |`,
+      `| commands per event: ingest + worker | ${n1(c.ingest.commandsPerEvent)} + ${n1(c.worker.commandsPerEvent)} = ${n1(c.total.commandsPerEvent)} |`,
+      `| of which Lua script calls | ${n1(c.ingest.scriptCallsPerEvent)} + ${n1(c.worker.scriptCallsPerEvent)} = ${n1(c.total.scriptCallsPerEvent)} |`,
+      `| redis-server CPU per event: ingest + worker | ${n0(c.ingest.redisCpuUsPerEvent)} + ${n0(c.worker.redisCpuUsPerEvent)} = ${n0(c.total.redisCpuUsPerEvent)} µs |`,
+      '',
+      `What stays in Redis after the drain (\`MEMORY USAGE\`): ${c.keyGroups
+        .slice(0, 6)
+        .map((g) => `\`${g.pattern}\` ${n0(g.keys)} × ${n0(g.bytes / g.keys)} B`)
+        .join(', ')}.`,
+      '',
+    );
+  }
+  if (r.soak) {
+    const s = r.soak;
+    out.push(
+      `**Soak**: ${s.rate} webhooks/s for ${s.seconds} s through ingest and one worker; RSS at ${s.warmupSeconds} s (start) and at the end.`,
+      '',
+      '| process | RSS start | RSS end | RSS max | growth |',
+      '|---|---:|---:|---:|---:|',
+      `| ingest | ${mb(s.ingest.startBytes)} | ${mb(s.ingest.endBytes)} | ${mb(s.ingest.maxBytes)} | ${pct(s.ingest.growth)} |`,
+      `| worker | ${mb(s.worker.startBytes)} | ${mb(s.worker.endBytes)} | ${mb(s.worker.maxBytes)} | ${pct(s.worker.growth)} |`,
+      '',
+      `${n0(s.delivered)} of ${n0(s.sent)} delivered, ${s.duplicates} duplicates, ${s.outOfOrder} out of order; webhook latency p50 ${n1(s.p50Ms)} ms, p99 ${n1(s.p99Ms)} ms; ` +
+        `Redis used_memory ${mb(s.redisUsedMemory.startBytes)} → ${mb(s.redisUsedMemory.endBytes)} (done records inside the dedupe window).`,
+      '',
+    );
+  }
+  out.push('![ingest and worker throughput, and the targets](/bench/results/latest.svg)', '');
+  if (r.problems.length > 0) out.push('**Problems seen in this run:**', '', ...r.problems.map((p) => `- ${p}`), '');
+  return out.join('\n');
+}

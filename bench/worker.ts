@@ -1,0 +1,284 @@
+// Worker: events/s draining the same backlog to the same local receiver.
+// replyflow's events go through its ingest (so their lanes and intake records
+// exist, as in production); the raw BullMQ baselines get equivalent jobs with
+// addBulk. Per-phone ordering is on for replyflow and checked by the receiver.
+import { parseNotifyerPayload } from '@replyflow/shared';
+import { Queue } from 'bullmq';
+import { freePort } from '../test/helpers/free-port.js';
+import { baselineScript } from './lib/baselines.js';
+import type { BenchContext } from './lib/context.js';
+import { postAll } from './lib/http-load.js';
+import { progress, sleep } from './lib/log.js';
+import { bodyAt, SECRET, timeBase } from './lib/payloads.js';
+import { startApp, startNode, type NodeProcess } from './lib/procs.js';
+import { startReceiver, type CountingReceiver } from './lib/receiver.js';
+import { flushAll } from './lib/redis.js';
+import { median, round, spread } from './lib/stats.js';
+import { CpuWindow } from './lib/sys.js';
+
+export const WORKER_CONTENDERS = ['noop', 'raw', 'replyflow1', 'replyflow2'] as const;
+export type WorkerContender = (typeof WORKER_CONTENDERS)[number];
+export const WORKER_LABELS: Record<WorkerContender, string> = {
+  noop: 'BullMQ no-op worker',
+  raw: 'raw BullMQ worker + POST',
+  replyflow1: 'replyflow, 1 worker',
+  replyflow2: 'replyflow, 2 workers',
+};
+
+export interface WorkerRun {
+  round: number;
+  eventsPerSecond: number;
+  /** Seconds from the first delivery (or job start) to the last. */
+  drainSeconds: number;
+  /** Worker process CPU per event (all worker processes, from ready to drained), microseconds. */
+  workerCpuUs: number;
+  redisCpuUs: number;
+  otherCores: number;
+  delivered: number;
+  duplicates: number;
+  outOfOrder: number;
+}
+
+export interface WorkerContenderResult {
+  label: string;
+  runs: WorkerRun[];
+  eventsPerSecond: number;
+  workerCpuUs: number;
+  redisCpuUs: number;
+  spread: number;
+}
+
+export interface WorkerResult {
+  events: number;
+  phones: number;
+  concurrency: number;
+  rounds: number;
+  contenders: Record<WorkerContender, WorkerContenderResult>;
+  ratios: {
+    /** replyflow (1 worker) over the raw worker doing the same POST: the target. */
+    replyflowOverRaw: number;
+    replyflowOverNoop: number;
+    rawOverNoop: number;
+    replyflow2OverRaw: number;
+    perRound: { round: number; replyflowOverRaw: number }[];
+  };
+  otherCores: number;
+  problems: string[];
+}
+
+/** The body replyflow's forward workflow sends (contract section 5), built once at enqueue time. */
+function forwardBodyOf(payloadText: string, receivedAt: number): { id: string; body: Record<string, unknown> } {
+  const parsed = parseNotifyerPayload(JSON.parse(payloadText));
+  if (!parsed.ok) throw new Error(`invalid bench payload: ${JSON.stringify(parsed.issues)}`);
+  const e = parsed.event;
+  return {
+    id: e.id,
+    body: {
+      id: e.id,
+      type: e.direction === 'incoming' ? 'message.received' : 'message.sent',
+      receivedAt: new Date(receivedAt).toISOString(),
+      data: {
+        phone: e.phone,
+        direction: e.direction,
+        messageTime: e.messageTime,
+        messageType: e.messageType,
+        text: e.text,
+        labels: e.labels,
+        lastMessages: e.lastMessages,
+        raw: e.raw,
+      },
+    },
+  };
+}
+
+export async function enqueueRaw(ctx: BenchContext, events: number): Promise<void> {
+  const queue = new Queue('forward', { connection: { host: '127.0.0.1', port: ctx.redis.server.port }, prefix: 'raw' });
+  const base = timeBase(events);
+  const receivedAt = Date.now();
+  for (let start = 0; start < events; start += 1000) {
+    const jobs = [];
+    for (let n = start; n < Math.min(events, start + 1000); n++) {
+      const { id, body } = forwardBodyOf(bodyAt(ctx.templates, n, base, ctx.config.phones), receivedAt);
+      jobs.push({ name: 'forward', data: body, opts: { jobId: id, removeOnComplete: true } });
+    }
+    await queue.addBulk(jobs);
+  }
+  await queue.close();
+}
+
+interface Drain {
+  seconds: number;
+  workerCpu: number;
+  redisCpu: number;
+  otherCores: number;
+}
+
+async function drainRaw(ctx: BenchContext, mode: 'noop' | 'post', receiver: CountingReceiver): Promise<Drain> {
+  const { config, redis } = ctx;
+  await enqueueRaw(ctx, config.events);
+  const env = {
+    REDIS_URL: redis.url,
+    QUEUE: 'forward',
+    PREFIX: 'raw',
+    CONCURRENCY: String(config.workerConcurrency),
+    MODE: mode,
+    FORWARD_URL: receiver.url,
+    TARGET: String(config.events),
+  };
+  const worker = await startNode(`raw-worker-${mode}`, baselineScript('raw-worker'), env, { ready: /raw worker started/ });
+  // From the moment the worker is ready (its start-up excluded, as for replyflow) to the drain's end.
+  const cpu = new CpuWindow({ redis: redis.pid, worker: worker.pid });
+  try {
+    const line = await worker.waitForLine(/"drained"/, drainTimeoutMs(config.events));
+    const window = cpu.stop();
+    const workerCpu = window.processes.worker ?? 0;
+    const { firstStartMs, lastEndMs } = JSON.parse(line) as { firstStartMs: number; lastEndMs: number };
+    const seconds = mode === 'post' ? (receiver.lastAt - receiver.firstAt) / 1000 : (lastEndMs - firstStartMs) / 1000;
+    return { seconds, workerCpu, redisCpu: window.processes.redis ?? 0, otherCores: window.otherCores };
+  } finally {
+    await worker.stop();
+  }
+}
+
+const drainTimeoutMs = (events: number) => Math.max(120_000, events * 20);
+
+/** Posts the backlog through replyflow's ingest with no worker running, then drains it with `workers` workers. */
+async function drainReplyflow(ctx: BenchContext, workers: number, receiver: CountingReceiver): Promise<Drain> {
+  const { config, redis } = ctx;
+  const [port, metricsPort] = await Promise.all([freePort(), freePort()]);
+  const ingest = await startApp('ingest', {
+    REDIS_URL: redis.url,
+    PORT: String(port),
+    HOST: '127.0.0.1',
+    METRICS_PORT: String(metricsPort),
+    WEBHOOK_SECRET: SECRET,
+    LOG_LEVEL: config.logLevel,
+  });
+  const started: NodeProcess[] = [];
+  try {
+    const base = timeBase(config.events);
+    const sent = await postAll(`http://127.0.0.1:${port}/webhooks/notifyer`, config.events, config.connections, (n) =>
+      bodyAt(ctx.templates, n, base, config.phones),
+    );
+    if (sent.statuses['202'] !== config.events) throw new Error(`ingest answered ${JSON.stringify(sent.statuses)} to ${config.events} new events`);
+    const workerEnv = {
+      REDIS_URL: redis.url,
+      HOST: '127.0.0.1',
+      METRICS_PORT: '0',
+      FORWARD_URL: receiver.url,
+      WORKER_CONCURRENCY: String(config.workerConcurrency),
+      LOG_LEVEL: config.logLevel,
+    };
+    started.push(...(await Promise.all(Array.from({ length: workers }, () => startApp('worker', workerEnv)))));
+    // From the moment the workers are ready (their start-up excluded) to the drain's end.
+    const cpu = new CpuWindow({ redis: redis.pid, ingest: ingest.pid, ...Object.fromEntries(started.map((w, i) => [`worker${i}`, w.pid])) });
+    await receiver.waitFor(config.events, drainTimeoutMs(config.events), (count) => progress(`worker: ${count}/${config.events} delivered`));
+    const window = cpu.stop();
+    const workerCpu = started.reduce((sum, _w, i) => sum + (window.processes[`worker${i}`] ?? 0), 0);
+    return { seconds: (receiver.lastAt - receiver.firstAt) / 1000, workerCpu, redisCpu: window.processes.redis ?? 0, otherCores: window.otherCores };
+  } finally {
+    await Promise.all(started.map((w) => w.stop()));
+    await ingest.stop();
+  }
+}
+
+async function measure(ctx: BenchContext, contender: WorkerContender, roundNo: number): Promise<WorkerRun> {
+  const { config } = ctx;
+  await flushAll(ctx.redis.client);
+  const receiver = await startReceiver();
+  try {
+    const drain =
+      contender === 'noop'
+        ? await drainRaw(ctx, 'noop', receiver)
+        : contender === 'raw'
+          ? await drainRaw(ctx, 'post', receiver)
+          : await drainReplyflow(ctx, contender === 'replyflow1' ? 1 : 2, receiver);
+    // Wait a moment for stray repeats, which a correct pipeline never sends.
+    await sleep(200);
+    const events = config.events;
+    return {
+      round: roundNo,
+      // n deliveries span n - 1 intervals.
+      eventsPerSecond: (events - 1) / drain.seconds,
+      drainSeconds: drain.seconds,
+      workerCpuUs: (drain.workerCpu / events) * 1e6,
+      redisCpuUs: (drain.redisCpu / events) * 1e6,
+      otherCores: drain.otherCores,
+      delivered: contender === 'noop' ? events : receiver.count,
+      duplicates: receiver.duplicates,
+      outOfOrder: receiver.outOfOrder,
+    };
+  } finally {
+    await receiver.close();
+  }
+}
+
+function problemsOf(contender: WorkerContender, run: WorkerRun, events: number): string[] {
+  const problems: string[] = [];
+  if (run.delivered !== events) problems.push(`${contender} round ${run.round}: ${run.delivered} of ${events} delivered`);
+  if (run.duplicates > 0) problems.push(`${contender} round ${run.round}: ${run.duplicates} duplicate deliveries`);
+  // Only replyflow promises per-phone order; the raw baselines are shown without it.
+  if (contender.startsWith('replyflow') && run.outOfOrder > 0) {
+    problems.push(`${contender} round ${run.round}: ${run.outOfOrder} deliveries out of their phone's order`);
+  }
+  return problems;
+}
+
+function summarize(label: string, runs: WorkerRun[]): WorkerContenderResult {
+  const rates = runs.map((r) => r.eventsPerSecond);
+  return {
+    label,
+    runs,
+    eventsPerSecond: median(rates),
+    workerCpuUs: median(runs.map((r) => r.workerCpuUs)),
+    redisCpuUs: median(runs.map((r) => r.redisCpuUs)),
+    spread: spread(rates),
+  };
+}
+
+export async function runWorker(ctx: BenchContext): Promise<WorkerResult> {
+  const { config } = ctx;
+  progress(
+    `worker: ${config.events} events over ${config.phones} phones, concurrency ${config.workerConcurrency}, ${config.workerRounds} round(s) of ${WORKER_CONTENDERS.length} contenders`,
+  );
+  const runs: Record<WorkerContender, WorkerRun[]> = { noop: [], raw: [], replyflow1: [], replyflow2: [] };
+  const problems: string[] = [];
+  for (let r = 1; r <= config.workerRounds; r++) {
+    const order = WORKER_CONTENDERS.map((_, i) => WORKER_CONTENDERS[(i + r - 1) % WORKER_CONTENDERS.length] as WorkerContender);
+    for (const contender of order) {
+      const run = await measure(ctx, contender, r);
+      runs[contender].push(run);
+      problems.push(...problemsOf(contender, run, config.events));
+      progress(
+        `worker round ${r}/${config.workerRounds}: ${WORKER_LABELS[contender].padEnd(24)} ${round(run.eventsPerSecond).toString().padStart(6)} events/s  ` +
+          `(${run.drainSeconds.toFixed(1)} s, worker cpu ${round(run.workerCpuUs)} µs/event, out of phone order ${run.outOfOrder}, other load ${run.otherCores.toFixed(2)} cores)`,
+      );
+    }
+  }
+  await flushAll(ctx.redis.client);
+  const perRound = Array.from({ length: config.workerRounds }, (_, i) => ({
+    round: i + 1,
+    replyflowOverRaw: (runs.replyflow1[i] as WorkerRun).eventsPerSecond / (runs.raw[i] as WorkerRun).eventsPerSecond,
+  }));
+  const contenders = Object.fromEntries(WORKER_CONTENDERS.map((c) => [c, summarize(WORKER_LABELS[c], runs[c])])) as Record<
+    WorkerContender,
+    WorkerContenderResult
+  >;
+  const rate = (c: WorkerContender) => contenders[c].eventsPerSecond;
+  return {
+    events: config.events,
+    phones: config.phones,
+    concurrency: config.workerConcurrency,
+    rounds: config.workerRounds,
+    contenders,
+    ratios: {
+      replyflowOverRaw: median(perRound.map((p) => p.replyflowOverRaw)),
+      replyflowOverNoop: rate('replyflow1') / rate('noop'),
+      rawOverNoop: rate('raw') / rate('noop'),
+      replyflow2OverRaw: rate('replyflow2') / rate('raw'),
+      perRound,
+    },
+    otherCores: median(Object.values(runs).flat().map((r) => r.otherCores)),
+    problems,
+  };
+}
