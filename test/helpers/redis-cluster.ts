@@ -87,6 +87,7 @@ interface Managed {
   node: ClusterNode;
   child: ChildProcess;
   log: string[];
+  args: string[];
 }
 
 export class RedisCluster {
@@ -218,6 +219,21 @@ export class RedisCluster {
     if (!managed) throw new Error(`no cluster node on port ${port}`);
     await kill(managed.child);
     managed.node.alive = false;
+  }
+
+  /**
+   * Starts a killed node again on its port and folder: it rejoins from its
+   * nodes.conf, as a replica of whichever node took over its slots.
+   */
+  async restartNode(port: number, timeoutMs = CONVERGE_TIMEOUT_MS): Promise<void> {
+    const managed = this.managed.find((m) => m.node.port === port);
+    if (!managed) throw new Error(`no cluster node on port ${port}`);
+    if (managed.node.alive) throw new Error(`node ${port} is still running`);
+    const { child, log } = await boot(port, managed.args);
+    Object.assign(managed, { child, log });
+    managed.node.pid = child.pid!;
+    managed.node.alive = true;
+    await this.waitForOk(timeoutMs);
   }
 
   /**
@@ -461,7 +477,7 @@ async function bootNode(root: string, usedPorts: Set<number>, appendonly: boolea
         masterId: undefined,
         alive: true,
       };
-      return { node, child, log };
+      return { node, child, log, args };
     } catch (err) {
       await rm(dir, { recursive: true, force: true });
       if (!(err instanceof PortBusyError) || attempt >= BOOT_ATTEMPTS) throw err;

@@ -31,7 +31,9 @@ export function createRedis(config: Pick<Config, 'redisUrl' | 'redisClusterNodes
       redisOptions: perNode,
       clusterRetryStrategy: retry,
       enableOfflineQueue,
-      enableAutoPipelining: purpose === 'producer',
+      // ioredis's auto-pipelining fails on Cluster for commands added by
+      // defineCommand ("pipeline[functionName] is not a function"), which BullMQ relies on.
+      enableAutoPipelining: false,
       scaleReads: 'master',
     };
     return new Cluster(nodes, clusterOptions);
