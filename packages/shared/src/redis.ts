@@ -38,7 +38,9 @@ export function createRedis(config: Pick<Config, 'redisUrl' | 'redisClusterNodes
     };
     return new Cluster(nodes, clusterOptions);
   }
-  return new Redis(config.redisUrl, { ...options, retryStrategy: retry, enableAutoPipelining: purpose === 'producer' });
+  // Auto-pipelining batches the commands of concurrent requests and jobs into
+  // one write: the worker's profile spent a fifth of its time writing commands one by one.
+  return new Redis(config.redisUrl, { ...options, retryStrategy: retry, enableAutoPipelining: true });
 }
 
 export interface RedisHealth {
