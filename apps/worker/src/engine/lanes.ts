@@ -82,8 +82,10 @@ export class Lanes {
   }
 
   private async promote(queue: Queue, jobId: string): Promise<void> {
-    const next = await Job.fromId(queue, jobId);
-    await next?.promote().catch(() => {}); // not delayed: it will find its turn when it runs
+    // A bare Job handle: promote needs only the id, and loading the job (its
+    // whole payload) first cost a round trip per event.
+    const next = new Job(queue, '', {}, {}, jobId);
+    await next.promote().catch(() => {}); // not delayed: it will find its turn when it runs
   }
 
   private describe(lane: string): string {
