@@ -2,12 +2,13 @@
 // naive pipeline and (c) replyflow's ingest, one process each, alternated in
 // rounds so drift in the machine's speed falls on all three alike.
 import { freePort } from '../test/helpers/free-port.js';
+import { startIngest } from './lib/apps.js';
 import { baselineScript } from './lib/baselines.js';
 import { scrapeCounter, type BenchContext } from './lib/context.js';
 import { postAll } from './lib/http-load.js';
 import { progress } from './lib/log.js';
 import { bodyAt, SECRET, timeBase } from './lib/payloads.js';
-import { startApp, startNode, type NodeProcess } from './lib/procs.js';
+import { startNode, type NodeProcess } from './lib/procs.js';
 import { deleteDataKeys } from './lib/redis.js';
 import { median, round, spread } from './lib/stats.js';
 import { CpuWindow } from './lib/sys.js';
@@ -84,14 +85,7 @@ async function startContenders(ctx: BenchContext): Promise<Contender[]> {
     { PORT: String(naivePort), HOST: '127.0.0.1', REDIS_URL: redisUrl, WEBHOOK_SECRET: SECRET },
     { ready: /listening/ },
   );
-  const ingest = await startApp('ingest', {
-    REDIS_URL: redisUrl,
-    PORT: String(ingestPort),
-    HOST: '127.0.0.1',
-    METRICS_PORT: String(metricsPort),
-    WEBHOOK_SECRET: SECRET,
-    LOG_LEVEL: ctx.config.logLevel,
-  });
+  const ingest = await startIngest(ctx, ingestPort, metricsPort);
   const metricsUrl = `http://127.0.0.1:${metricsPort}/metrics`;
   return [
     { name: 'bare', proc: bare, url: `http://127.0.0.1:${barePort}${WEBHOOK_PATH}`, stored: async () => null },

@@ -7,14 +7,15 @@
 import { existsSync, mkdirSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { freePort } from '../test/helpers/free-port.js';
+import { startIngest, startWorker } from './lib/apps.js';
 import { baselineScript } from './lib/baselines.js';
 import type { BenchContext } from './lib/context.js';
 import { flameGraphSvg, summarizeProfile } from './lib/cpuprofile.js';
 import { postAll } from './lib/http-load.js';
 import { progress } from './lib/log.js';
 import { bodyAt, SECRET, timeBase } from './lib/payloads.js';
-import { profilesDir, resultsDir, startApp, startNode, type NodeProcess } from './lib/procs.js';
-import { startReceiver } from './lib/receiver.js';
+import { profilesDir, resultsDir, startNode, type NodeProcess } from './lib/procs.js';
+import { startReceiver, type CountingReceiver } from './lib/receiver.js';
 import { deleteDataKeys, flushAll } from './lib/redis.js';
 import { runWrk, writeWrkScript } from './lib/wrk.js';
 import { enqueueRaw } from './worker.js';
@@ -54,39 +55,27 @@ async function profileIngest(ctx: BenchContext, name: string, start: (port: numb
   }
 }
 
+/** Waits until the receiver has all config.events; the rate they came at, as the profile's figure. */
+async function drainFigure(ctx: BenchContext, receiver: CountingReceiver, name: string): Promise<string> {
+  const { events } = ctx.config;
+  await receiver.waitFor(events, Math.max(120_000, events * 20));
+  const rate = (events - 1) / ((receiver.lastAt - receiver.firstAt) / 1000);
+  progress(`profile: ${name} under the profiler: ${Math.round(rate)} events/s`);
+  return `${Math.round(rate)} events/s draining ${events} events (under the profiler)`;
+}
+
 async function profileReplyflowWorker(ctx: BenchContext): Promise<string> {
   const { config, redis } = ctx;
   await flushAll(redis.client);
   const receiver = await startReceiver();
   const [port, metricsPort] = await Promise.all([freePort(), freePort()]);
-  const ingest = await startApp('ingest', {
-    REDIS_URL: redis.url,
-    PORT: String(port),
-    HOST: '127.0.0.1',
-    METRICS_PORT: String(metricsPort),
-    WEBHOOK_SECRET: SECRET,
-    LOG_LEVEL: config.logLevel,
-  });
+  const ingest = await startIngest(ctx, port, metricsPort);
   let worker: NodeProcess | undefined;
   try {
     const base = timeBase(config.events);
     await postAll(`http://127.0.0.1:${port}/webhooks/notifyer`, config.events, config.connections, (n) => bodyAt(ctx.templates, n, base, config.phones));
-    worker = await startApp(
-      'worker',
-      {
-        REDIS_URL: redis.url,
-        HOST: '127.0.0.1',
-        METRICS_PORT: '0',
-        FORWARD_URL: receiver.url,
-        WORKER_CONCURRENCY: String(config.workerConcurrency),
-        LOG_LEVEL: config.logLevel,
-      },
-      profileArgs('worker'),
-    );
-    await receiver.waitFor(config.events, Math.max(120_000, config.events * 20));
-    const rate = (config.events - 1) / ((receiver.lastAt - receiver.firstAt) / 1000);
-    progress(`profile: replyflow worker under the profiler: ${Math.round(rate)} events/s`);
-    return `${Math.round(rate)} events/s draining ${config.events} events (under the profiler)`;
+    worker = await startWorker(ctx, receiver.url, profileArgs('worker'));
+    return await drainFigure(ctx, receiver, 'replyflow worker');
   } finally {
     await worker?.stop();
     await ingest.stop();
@@ -115,10 +104,7 @@ async function profileRawWorker(ctx: BenchContext): Promise<string> {
     { ready: /raw worker started/, nodeArgs: profileArgs('raw-worker') },
   );
   try {
-    await receiver.waitFor(config.events, Math.max(120_000, config.events * 20));
-    const rate = (config.events - 1) / ((receiver.lastAt - receiver.firstAt) / 1000);
-    progress(`profile: raw BullMQ worker under the profiler: ${Math.round(rate)} events/s`);
-    return `${Math.round(rate)} events/s draining ${config.events} events (under the profiler)`;
+    return await drainFigure(ctx, receiver, 'raw BullMQ worker');
   } finally {
     await worker.stop();
     await receiver.close();
@@ -127,20 +113,14 @@ async function profileRawWorker(ctx: BenchContext): Promise<string> {
 }
 
 export async function runProfile(ctx: BenchContext): Promise<ProfileResult> {
-  const { config, redis } = ctx;
+  const { redis } = ctx;
   mkdirSync(profilesDir, { recursive: true });
   const plan: { name: string; title: string; run: () => Promise<string> }[] = [
     {
       name: 'ingest',
       title: 'replyflow ingest under wrk load',
       run: () =>
-        profileIngest(ctx, 'replyflow ingest', async (port) =>
-          startApp(
-            'ingest',
-            { REDIS_URL: redis.url, PORT: String(port), HOST: '127.0.0.1', METRICS_PORT: String(await freePort()), WEBHOOK_SECRET: SECRET, LOG_LEVEL: config.logLevel },
-            profileArgs('ingest'),
-          ),
-        ),
+        profileIngest(ctx, 'replyflow ingest', async (port) => startIngest(ctx, port, await freePort(), profileArgs('ingest'))),
     },
     {
       name: 'naive-pipeline',

@@ -4,11 +4,12 @@
 // replyflow's ingest and worker as they ship.
 import type { Redis } from 'ioredis';
 import { freePort } from '../test/helpers/free-port.js';
+import { startIngest, startWorker } from './lib/apps.js';
 import type { BenchContext } from './lib/context.js';
 import { postAll } from './lib/http-load.js';
 import { progress, sleep } from './lib/log.js';
-import { bodyAt, SECRET, timeBase } from './lib/payloads.js';
-import { startApp, type NodeProcess } from './lib/procs.js';
+import { bodyAt, timeBase } from './lib/payloads.js';
+import type { NodeProcess } from './lib/procs.js';
 import { startReceiver } from './lib/receiver.js';
 import { commandStats, flushAll, usedMemory, type CommandStat } from './lib/redis.js';
 import { CpuWindow } from './lib/sys.js';
@@ -122,26 +123,11 @@ export async function runRedisCost(ctx: BenchContext): Promise<RedisCostResult> 
   await flushAll(client);
   const receiver = await startReceiver();
   const [port, metricsPort] = await Promise.all([freePort(), freePort()]);
-  const ingest = await startApp('ingest', {
-    REDIS_URL: redis.url,
-    PORT: String(port),
-    HOST: '127.0.0.1',
-    METRICS_PORT: String(metricsPort),
-    WEBHOOK_SECRET: SECRET,
-    LOG_LEVEL: config.logLevel,
-  });
-  const workerEnv = {
-    REDIS_URL: redis.url,
-    HOST: '127.0.0.1',
-    METRICS_PORT: '0',
-    FORWARD_URL: receiver.url,
-    WORKER_CONCURRENCY: String(config.workerConcurrency),
-    LOG_LEVEL: config.logLevel,
-  };
+  const ingest = await startIngest(ctx, port, metricsPort);
   let worker: NodeProcess | undefined;
   try {
     // A worker that has run once leaves its queues' meta as in production; then the backlog builds with none running.
-    await (await startApp('worker', workerEnv)).stop();
+    await (await startWorker(ctx, receiver.url)).stop();
     await sleep(500);
     const before = await usedMemory(client);
     await client.config('RESETSTAT');
@@ -156,7 +142,7 @@ export async function runRedisCost(ctx: BenchContext): Promise<RedisCostResult> 
     await client.config('RESETSTAT');
     const workerCpu = new CpuWindow({ redis: redis.pid });
 
-    worker = await startApp('worker', workerEnv);
+    worker = await startWorker(ctx, receiver.url);
     await receiver.waitFor(events, Math.max(120_000, events * 20), (count) => progress(`redis: ${count}/${events} delivered`));
     await sleep(1000); // the last jobs' completion lands just after their POST is answered
     const workerRedisCpu = workerCpu.stop().processes.redis ?? 0;

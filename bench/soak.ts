@@ -2,11 +2,12 @@
 // (default 5 minutes), sampling their RSS. "Start" is the first sample after a
 // warm-up (JIT, pools and heaps reaching their working size), "end" the last.
 import { freePort } from '../test/helpers/free-port.js';
+import { startIngest, startWorker } from './lib/apps.js';
 import type { BenchContext } from './lib/context.js';
 import { postSteadily } from './lib/http-load.js';
 import { progress, sleep } from './lib/log.js';
-import { bodyAt, SECRET, timeBase } from './lib/payloads.js';
-import { startApp, type NodeProcess } from './lib/procs.js';
+import { bodyAt, timeBase } from './lib/payloads.js';
+import type { NodeProcess } from './lib/procs.js';
 import { startReceiver } from './lib/receiver.js';
 import { flushAll, usedMemory } from './lib/redis.js';
 import { CpuWindow, rssBytes } from './lib/sys.js';
@@ -62,23 +63,9 @@ export async function runSoak(ctx: BenchContext): Promise<SoakResult> {
   const [port, metricsPort] = await Promise.all([freePort(), freePort()]);
   const started: NodeProcess[] = [];
   try {
-    const ingest = await startApp('ingest', {
-      REDIS_URL: redis.url,
-      PORT: String(port),
-      HOST: '127.0.0.1',
-      METRICS_PORT: String(metricsPort),
-      WEBHOOK_SECRET: SECRET,
-      LOG_LEVEL: config.logLevel,
-    });
+    const ingest = await startIngest(ctx, port, metricsPort);
     started.push(ingest);
-    const worker = await startApp('worker', {
-      REDIS_URL: redis.url,
-      HOST: '127.0.0.1',
-      METRICS_PORT: '0',
-      FORWARD_URL: receiver.url,
-      WORKER_CONCURRENCY: String(config.workerConcurrency),
-      LOG_LEVEL: config.logLevel,
-    });
+    const worker = await startWorker(ctx, receiver.url);
     started.push(worker);
 
     const samples: RssSample[] = [];

@@ -5,12 +5,13 @@
 import { parseNotifyerPayload } from '@replyflow/shared';
 import { Queue } from 'bullmq';
 import { freePort } from '../test/helpers/free-port.js';
+import { startIngest, startWorker } from './lib/apps.js';
 import { baselineScript } from './lib/baselines.js';
 import type { BenchContext } from './lib/context.js';
 import { postAll } from './lib/http-load.js';
 import { progress, sleep } from './lib/log.js';
-import { bodyAt, SECRET, timeBase } from './lib/payloads.js';
-import { startApp, startNode, type NodeProcess } from './lib/procs.js';
+import { bodyAt, timeBase } from './lib/payloads.js';
+import { startNode, type NodeProcess } from './lib/procs.js';
 import { startReceiver, type CountingReceiver } from './lib/receiver.js';
 import { flushAll } from './lib/redis.js';
 import { median, round, spread } from './lib/stats.js';
@@ -146,14 +147,7 @@ const drainTimeoutMs = (events: number) => Math.max(120_000, events * 20);
 async function drainReplyflow(ctx: BenchContext, workers: number, receiver: CountingReceiver): Promise<Drain> {
   const { config, redis } = ctx;
   const [port, metricsPort] = await Promise.all([freePort(), freePort()]);
-  const ingest = await startApp('ingest', {
-    REDIS_URL: redis.url,
-    PORT: String(port),
-    HOST: '127.0.0.1',
-    METRICS_PORT: String(metricsPort),
-    WEBHOOK_SECRET: SECRET,
-    LOG_LEVEL: config.logLevel,
-  });
+  const ingest = await startIngest(ctx, port, metricsPort);
   const started: NodeProcess[] = [];
   try {
     const base = timeBase(config.events);
@@ -161,15 +155,7 @@ async function drainReplyflow(ctx: BenchContext, workers: number, receiver: Coun
       bodyAt(ctx.templates, n, base, config.phones),
     );
     if (sent.statuses['202'] !== config.events) throw new Error(`ingest answered ${JSON.stringify(sent.statuses)} to ${config.events} new events`);
-    const workerEnv = {
-      REDIS_URL: redis.url,
-      HOST: '127.0.0.1',
-      METRICS_PORT: '0',
-      FORWARD_URL: receiver.url,
-      WORKER_CONCURRENCY: String(config.workerConcurrency),
-      LOG_LEVEL: config.logLevel,
-    };
-    started.push(...(await Promise.all(Array.from({ length: workers }, () => startApp('worker', workerEnv)))));
+    started.push(...(await Promise.all(Array.from({ length: workers }, () => startWorker(ctx, receiver.url)))));
     // From the moment the workers are ready (their start-up excluded) to the drain's end.
     const cpu = new CpuWindow({ redis: redis.pid, ingest: ingest.pid, ...Object.fromEntries(started.map((w, i) => [`worker${i}`, w.pid])) });
     await receiver.waitFor(config.events, drainTimeoutMs(config.events), (count) => progress(`worker: ${count}/${config.events} delivered`));

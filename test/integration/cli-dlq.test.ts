@@ -1,23 +1,12 @@
 import assert from 'node:assert/strict';
 import { existsSync } from 'node:fs';
-import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { maskPhone } from '@replyflow/shared';
-import { spawnTracked, waitForExit } from '../helpers/child.js';
+import { CLI, runCli } from '../helpers/cli.js';
 import { loadFixture, withMessageTime } from '../helpers/fixtures.js';
 import { freePort } from '../helpers/free-port.js';
 import { startPipeline, type Pipeline } from '../helpers/pipeline.js';
-import { repoRoot } from '../helpers/repo-root.js';
 import { sleep, waitUntil } from '../helpers/wait.js';
-
-const CLI = join(repoRoot, 'packages', 'cli', 'dist', 'main.js');
-
-interface CliRun {
-  code: number | null;
-  stdout: string;
-  stderr: string;
-  ms: number;
-}
 
 interface ListedEntry {
   id: string;
@@ -26,24 +15,6 @@ interface ListedEntry {
   attempts: number;
   lastError: string | null;
   history: { at: string; status: number | null; error: string }[];
-}
-
-/** Runs the built CLI from the repository root with only the environment it is given (plus PATH and HOME). */
-async function replyflow(args: string[], env: Record<string, string>, timeoutMs = 15_000): Promise<CliRun> {
-  const started = Date.now();
-  const child = await spawnTracked(process.execPath, [CLI, ...args], {
-    cwd: repoRoot,
-    env: { PATH: process.env.PATH ?? '', HOME: process.env.HOME ?? '', ...env },
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
-  let stdout = '';
-  let stderr = '';
-  child.stdout?.on('data', (chunk: Buffer) => (stdout += chunk.toString()));
-  child.stderr?.on('data', (chunk: Buffer) => (stderr += chunk.toString()));
-  const closed = new Promise((resolve) => child.once('close', resolve));
-  const { code } = await waitForExit(child, timeoutMs);
-  await closed;
-  return { code, stdout, stderr, ms: Date.now() - started };
 }
 
 let nextTime = 1_850_000_000;
@@ -56,7 +27,7 @@ describe('replyflow dlq (contract section 9)', () => {
   let id2: string;
 
   const list = async (): Promise<ListedEntry[]> => {
-    const run = await replyflow(['dlq', 'list', '--json'], env);
+    const run = await runCli(['dlq', 'list', '--json'], env);
     assert.equal(run.code, 0, run.stderr);
     return JSON.parse(run.stdout) as ListedEntry[];
   };
@@ -89,7 +60,7 @@ describe('replyflow dlq (contract section 9)', () => {
 
   test('the table masks phones', async () => {
     const [entry] = await list();
-    const run = await replyflow(['dlq', 'list'], env);
+    const run = await runCli(['dlq', 'list'], env);
     assert.equal(run.code, 0, run.stderr);
     assert.match(run.stdout, /ID\s+PHONE\s+WORKFLOW\s+ATTEMPTS\s+LAST ERROR/);
     assert.ok(run.stdout.includes(id1) && run.stdout.includes(id2), run.stdout);
@@ -99,7 +70,7 @@ describe('replyflow dlq (contract section 9)', () => {
 
   test('replay ID delivers that event again and takes it off the dead-letter queue', async () => {
     p.receiver.setBehaviour(() => ({ status: 200 }));
-    const run = await replyflow(['dlq', 'replay', id1], env);
+    const run = await runCli(['dlq', 'replay', id1], env);
     assert.equal(run.code, 0, run.stderr);
     assert.ok(run.stdout.includes(id1), run.stdout);
     await waitUntil(() => (deliveriesOf(id1) === 2 ? true : undefined), 10_000, () => `${id1} was not delivered again`);
@@ -107,7 +78,7 @@ describe('replyflow dlq (contract section 9)', () => {
   });
 
   test('an unknown id exits 1 and replays nothing, not even the known ids beside it', async () => {
-    const run = await replyflow(['dlq', 'replay', id2, 'deadbeef'], env);
+    const run = await runCli(['dlq', 'replay', id2, 'deadbeef'], env);
     assert.equal(run.code, 1);
     assert.match(run.stderr, /deadbeef/);
     await sleep(500);
@@ -116,12 +87,12 @@ describe('replyflow dlq (contract section 9)', () => {
   });
 
   test('replay --all delivers the rest and empties the queue', async () => {
-    const run = await replyflow(['dlq', 'replay', '--all', '--json'], env);
+    const run = await runCli(['dlq', 'replay', '--all', '--json'], env);
     assert.equal(run.code, 0, run.stderr);
     assert.deepEqual(JSON.parse(run.stdout), { replayed: [id2] });
     await waitUntil(() => (deliveriesOf(id2) === 2 ? true : undefined), 10_000, () => `${id2} was not delivered again`);
     assert.deepEqual(await list(), []);
-    const table = await replyflow(['dlq', 'list'], env);
+    const table = await runCli(['dlq', 'list'], env);
     assert.equal(table.code, 0);
     assert.match(table.stdout, /no dead-lettered events/i);
     await sleep(300);
@@ -130,7 +101,7 @@ describe('replyflow dlq (contract section 9)', () => {
 
   test('usage errors exit 2', async () => {
     for (const args of [['dlq', 'replay'], ['dlq', 'replay', '--all', id1], ['dlq', 'list', '--bogus'], ['dlq', 'bogus'], ['dlq']]) {
-      const run = await replyflow(args, env);
+      const run = await runCli(args, env);
       assert.equal(run.code, 2, `replyflow ${args.join(' ')}: ${run.stdout}${run.stderr}`);
     }
   });
@@ -139,15 +110,15 @@ describe('replyflow dlq (contract section 9)', () => {
     // A closed port: help must not even try to connect.
     const offline = { REDIS_URL: `redis://127.0.0.1:${await freePort()}` };
     for (const args of [['--help'], ['dlq', '--help'], ['dlq', 'list', '--help'], ['dlq', 'replay', '--help']]) {
-      const run = await replyflow(args, offline);
+      const run = await runCli(args, offline);
       assert.equal(run.code, 0, `replyflow ${args.join(' ')}: ${run.stderr}`);
       assert.match(run.stdout, /Usage: replyflow/);
     }
-    assert.match((await replyflow(['dlq', '--help'], offline)).stdout, /replay/);
+    assert.match((await runCli(['dlq', '--help'], offline)).stdout, /replay/);
   });
 
   test('an unreachable Redis is one clear line and exit 1, within seconds', async () => {
-    const run = await replyflow(['dlq', 'list'], { REDIS_URL: `redis://127.0.0.1:${await freePort()}` }, 10_000);
+    const run = await runCli(['dlq', 'list'], { REDIS_URL: `redis://127.0.0.1:${await freePort()}` }, { timeoutMs: 10_000 });
     assert.equal(run.code, 1);
     assert.ok(run.ms < 6_000, `took ${run.ms} ms`);
     assert.equal(run.stdout, '');

@@ -1,54 +1,11 @@
 import assert from 'node:assert/strict';
-import type { ChildProcess } from 'node:child_process';
 import { chmodSync, existsSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { createInterface } from 'node:readline';
 import { after, before, describe, test } from 'node:test';
-import { spawnTracked, terminate, waitForExit } from '../helpers/child.js';
+import { terminate } from '../helpers/child.js';
+import { CLI, runCli, startEmulator, type RunningEmulator } from '../helpers/cli.js';
 import { freePort } from '../helpers/free-port.js';
-import { repoRoot } from '../helpers/repo-root.js';
-import { waitUntil } from '../helpers/wait.js';
-
-const CLI = join(repoRoot, 'packages', 'cli', 'dist', 'main.js');
-
-interface CliRun {
-  code: number | null;
-  stdout: string;
-  stderr: string;
-  ms: number;
-}
-
-/** Runs the built CLI from the repository root with only the environment it is given (plus PATH and HOME). */
-async function replyflow(args: string[], env: Record<string, string>, timeoutMs = 15_000): Promise<CliRun> {
-  const started = Date.now();
-  const child = await spawnTracked(process.execPath, [CLI, ...args], {
-    cwd: repoRoot,
-    env: { PATH: process.env.PATH ?? '', HOME: process.env.HOME ?? '', ...env },
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
-  let stdout = '';
-  let stderr = '';
-  child.stdout?.on('data', (chunk: Buffer) => (stdout += chunk.toString()));
-  child.stderr?.on('data', (chunk: Buffer) => (stderr += chunk.toString()));
-  const closed = new Promise((resolve) => child.once('close', resolve));
-  const { code } = await waitForExit(child, timeoutMs);
-  await closed;
-  return { code, stdout, stderr, ms: Date.now() - started };
-}
-
-/** `replyflow emulator --port 0`, resolved once it says where it listens. */
-async function startEmulator(): Promise<{ url: string; child: ChildProcess; lines: string[] }> {
-  const child = await spawnTracked(process.execPath, [CLI, 'emulator', '--port', '0'], {
-    cwd: repoRoot,
-    env: { PATH: process.env.PATH ?? '', HOME: process.env.HOME ?? '' },
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
-  const lines: string[] = [];
-  for (const stream of [child.stdout!, child.stderr!]) createInterface({ input: stream }).on('line', (line) => lines.push(line));
-  const first = await waitUntil(() => lines.find((line) => line.includes('listening on')), 10_000, () => `emulator did not start:\n${lines.join('\n')}`);
-  return { url: /http:\/\/127\.0\.0\.1:\d+/.exec(first)![0], child, lines };
-}
 
 /** Runs `task` over `items`, `limit` at a time, in order: a burst of 20 node processes would crawl on a 2-core CI machine. */
 async function mapLimit<T, R>(items: readonly T[], limit: number, task: (item: T) => Promise<R>): Promise<R[]> {
@@ -65,7 +22,7 @@ const BASE64URL_128_BYTES = /^[A-Za-z0-9_-]{171}$/;
 const mode = (path: string) => statSync(path).mode & 0o777;
 
 describe('replyflow webhooks against the emulator (contract section 9)', () => {
-  let emulator: Awaited<ReturnType<typeof startEmulator>>;
+  let emulator: RunningEmulator;
   let env: Record<string, string>;
   let dir: string;
   let secretFile: string;
@@ -73,7 +30,7 @@ describe('replyflow webhooks against the emulator (contract section 9)', () => {
   const url = 'http://127.0.0.1:3999/webhooks/notifyer';
 
   const list = async () => {
-    const run = await replyflow(['webhooks', 'list', '--json'], env);
+    const run = await runCli(['webhooks', 'list', '--json'], env);
     assert.equal(run.code, 0, run.stderr);
     return JSON.parse(run.stdout) as Record<string, unknown>[];
   };
@@ -91,7 +48,7 @@ describe('replyflow webhooks against the emulator (contract section 9)', () => {
   });
 
   test('create --signature appends the secret to a new 0600 file, prints the record without it, and says where it belongs', async () => {
-    const run = await replyflow(['webhooks', 'create', '--url', url, '--incoming', '--outgoing', '--signature', '--secret-file', secretFile, '--json'], env);
+    const run = await runCli(['webhooks', 'create', '--url', url, '--incoming', '--outgoing', '--signature', '--secret-file', secretFile, '--json'], env);
     assert.equal(run.code, 0, run.stderr);
     const record = JSON.parse(run.stdout) as Record<string, unknown>;
     assert.deepEqual(Object.keys(record).sort(), ['created_at', 'enabled', 'id', 'incoming', 'outgoing', 'schedule_activity', 'waiting_duration', 'webhooks']);
@@ -111,7 +68,7 @@ describe('replyflow webhooks against the emulator (contract section 9)', () => {
 
   test('a duplicate URL is "Same webhook exist": exit 1, update or delete suggested, the secret file untouched', async () => {
     const before = { text: readFileSync(secretFile, 'utf8'), mtime: statSync(secretFile).mtimeMs };
-    const run = await replyflow(['webhooks', 'create', '--url', url, '--incoming', '--signature', '--secret-file', secretFile], env);
+    const run = await runCli(['webhooks', 'create', '--url', url, '--incoming', '--signature', '--secret-file', secretFile], env);
     assert.equal(run.code, 1);
     assert.equal(run.stdout, '');
     assert.match(run.stderr, /Same webhook exist/);
@@ -122,7 +79,7 @@ describe('replyflow webhooks against the emulator (contract section 9)', () => {
 
   test('a second signed webhook appends a line and never rewrites the first; WEBHOOK_SECRET_FILE is the default file', async () => {
     const first = readFileSync(secretFile, 'utf8');
-    const run = await replyflow(['webhooks', 'create', '--url', `${url}?second`, '--incoming', '--signature'], { ...env, WEBHOOK_SECRET_FILE: secretFile });
+    const run = await runCli(['webhooks', 'create', '--url', `${url}?second`, '--incoming', '--signature'], { ...env, WEBHOOK_SECRET_FILE: secretFile });
     assert.equal(run.code, 0, run.stderr);
     const text = readFileSync(secretFile, 'utf8');
     assert.ok(text.startsWith(first), 'the first line is kept as it was');
@@ -138,11 +95,11 @@ describe('replyflow webhooks against the emulator (contract section 9)', () => {
     writeFileSync(open, 'placeholder');
     chmodSync(open, 0o644);
     const args = ['webhooks', 'create', '--url', `${url}?third`, '--incoming', '--signature', '--secret-file', open];
-    const refused = await replyflow(args, env);
+    const refused = await runCli(args, env);
     assert.equal(refused.code, 1);
     assert.match(refused.stderr, /mode 0644.*chmod 600.*--force/);
     assert.ok(!(await list()).some((record) => record.webhooks === `${url}?third`), 'nothing was created');
-    const forced = await replyflow([...args, '--force'], env);
+    const forced = await runCli([...args, '--force'], env);
     assert.equal(forced.code, 0, forced.stderr);
     assert.equal(mode(open), 0o600);
     const lines = readFileSync(open, 'utf8').split('\n');
@@ -155,7 +112,7 @@ describe('replyflow webhooks against the emulator (contract section 9)', () => {
     assert.equal(records.length, 3);
     assert.ok(records.every((record) => !('signature_secret' in record)));
     assert.deepEqual(records.find((record) => record.id === id)?.webhooks, url);
-    const table = await replyflow(['webhooks', 'list'], env);
+    const table = await runCli(['webhooks', 'list'], env);
     assert.equal(table.code, 0, table.stderr);
     assert.match(table.stdout, /^id\s+webhooks\s+enabled\s+incoming\s+outgoing\s+schedule_activity\s+waiting_duration\s+created_at/);
     assert.ok(table.stdout.includes(url));
@@ -163,45 +120,45 @@ describe('replyflow webhooks against the emulator (contract section 9)', () => {
 
   test('update changes only the named fields (the emulator, like Notifyer, wants the full record)', async () => {
     const before = (await list()).find((record) => record.id === id)!;
-    const run = await replyflow(['webhooks', 'update', String(id), '--no-outgoing', '--schedule-activity', '--waiting-duration', '3600', '--json'], env);
+    const run = await runCli(['webhooks', 'update', String(id), '--no-outgoing', '--schedule-activity', '--waiting-duration', '3600', '--json'], env);
     assert.equal(run.code, 0, run.stderr);
     assert.deepEqual(JSON.parse(run.stdout), { ...before, outgoing: false, schedule_activity: true, waiting_duration: 3600 });
     assert.equal(run.stderr, '', 'a preset needs no warning');
-    const off = await replyflow(['webhooks', 'update', String(id), '--no-schedule-activity', '--disabled', '--json'], env);
+    const off = await runCli(['webhooks', 'update', String(id), '--no-schedule-activity', '--disabled', '--json'], env);
     assert.equal(off.code, 0, off.stderr);
     assert.deepEqual(JSON.parse(off.stdout), { ...before, outgoing: false, enabled: false, schedule_activity: false, waiting_duration: 0 });
     assert.deepEqual((await list()).find((record) => record.id === id), JSON.parse(off.stdout));
   });
 
   test('the waiting duration: 0 unless schedule activity is on (exit 2), a warning for values off the dashboard presets', async () => {
-    const noSchedule = await replyflow(['webhooks', 'create', '--url', `${url}?w`, '--incoming', '--waiting-duration', '30'], env);
+    const noSchedule = await runCli(['webhooks', 'create', '--url', `${url}?w`, '--incoming', '--waiting-duration', '30'], env);
     assert.equal(noSchedule.code, 2);
     assert.match(noSchedule.stderr, /must be 0 when schedule activity is off/);
-    assert.equal((await replyflow(['webhooks', 'create', '--url', `${url}?w`, '--schedule-activity'], env)).code, 2);
-    assert.equal((await replyflow(['webhooks', 'update', String(id), '--waiting-duration', '30'], env)).code, 2);
-    const odd = await replyflow(['webhooks', 'create', '--url', `${url}?w`, '--incoming', '--schedule-activity', '--waiting-duration', '45', '--json'], env);
+    assert.equal((await runCli(['webhooks', 'create', '--url', `${url}?w`, '--schedule-activity'], env)).code, 2);
+    assert.equal((await runCli(['webhooks', 'update', String(id), '--waiting-duration', '30'], env)).code, 2);
+    const odd = await runCli(['webhooks', 'create', '--url', `${url}?w`, '--incoming', '--schedule-activity', '--waiting-duration', '45', '--json'], env);
     assert.equal(odd.code, 0, odd.stderr);
     assert.match(odd.stderr, /^warning: 45 s is not one of the dashboard's waiting durations/m);
     assert.equal(JSON.parse(odd.stdout).waiting_duration, 45);
   });
 
   test('delete removes the webhook; an unknown id then exits 1 for update and delete', async () => {
-    const run = await replyflow(['webhooks', 'delete', String(id)], env);
+    const run = await runCli(['webhooks', 'delete', String(id)], env);
     assert.equal(run.code, 0, run.stderr);
     assert.match(run.stdout, new RegExp(`Deleted webhook ${id}`));
     assert.ok(!(await list()).some((record) => record.id === id));
     for (const args of [['delete', String(id)], ['update', String(id), '--enabled'], ['delete', '999']]) {
-      const unknown = await replyflow(['webhooks', ...args], env);
+      const unknown = await runCli(['webhooks', ...args], env);
       assert.equal(unknown.code, 1, `webhooks ${args.join(' ')}: ${unknown.stderr}`);
       assert.match(unknown.stderr, /no webhook with id/);
     }
   });
 
   test('no NOTIFYER_API_TOKEN, or no API answering: one clear line, exit 1', async () => {
-    const noToken = await replyflow(['webhooks', 'list'], { NOTIFYER_API_URL: emulator.url });
+    const noToken = await runCli(['webhooks', 'list'], { NOTIFYER_API_URL: emulator.url });
     assert.equal(noToken.code, 1);
     assert.match(noToken.stderr.trim(), /^error: NOTIFYER_API_TOKEN is not set/);
-    const offline = await replyflow(['webhooks', 'list'], { NOTIFYER_API_URL: `http://127.0.0.1:${await freePort()}`, NOTIFYER_API_TOKEN: 't' });
+    const offline = await runCli(['webhooks', 'list'], { NOTIFYER_API_URL: `http://127.0.0.1:${await freePort()}`, NOTIFYER_API_TOKEN: 't' });
     assert.equal(offline.code, 1);
     assert.match(offline.stderr.trim(), /^error: cannot reach Notifyer at http:\/\/127\.0\.0\.1:\d+: .*ECONNREFUSED/);
   });
@@ -217,7 +174,7 @@ describe('replyflow --help and exit codes, every command', () => {
       ['send'], ['emulator'], ['emulator', '--port', String(port)], ['dlq'], ['dlq', 'list'], ['dlq', 'replay'],
     ];
     // An emulator that started would never exit: exit 0 proves --help started nothing.
-    const runs = await mapLimit(commands, 4, (args) => replyflow([...args, '--help'], offline));
+    const runs = await mapLimit(commands, 4, (args) => runCli([...args, '--help'], offline));
     runs.forEach((run, i) => {
       assert.equal(run.code, 0, `replyflow ${commands[i]!.join(' ')} --help: ${run.stderr}`);
       assert.match(run.stdout, /^Usage: replyflow/, commands[i]!.join(' '));
@@ -238,7 +195,7 @@ describe('replyflow --help and exit codes, every command', () => {
       ['emulator', '--port', 'http'], ['emulator', '--port', '70000'], ['emulator', '--time-scale', '-1'], ['emulator', 'extra'],
       ['bogus'],
     ];
-    const runs = await mapLimit(usage, 4, (args) => replyflow(args, offline));
+    const runs = await mapLimit(usage, 4, (args) => runCli(args, offline));
     runs.forEach((run, i) => assert.equal(run.code, 2, `replyflow ${usage[i]!.join(' ')}: ${run.stdout}${run.stderr}`));
   });
 
@@ -246,7 +203,7 @@ describe('replyflow --help and exit codes, every command', () => {
     const emulator = await startEmulator();
     try {
       const port = new URL(emulator.url).port;
-      const run = await replyflow(['emulator', '--port', port], {});
+      const run = await runCli(['emulator', '--port', port], {});
       assert.equal(run.code, 1);
       assert.match(run.stderr, /cannot listen on 127\.0\.0\.1:\d+: it is in use/);
     } finally {

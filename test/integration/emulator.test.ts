@@ -1,60 +1,18 @@
 import assert from 'node:assert/strict';
-import type { ChildProcess } from 'node:child_process';
 import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { request as httpRequest } from 'node:http';
-import { createInterface } from 'node:readline';
 import { after, before, describe, test } from 'node:test';
 import { parseNotifyerPayload } from '@replyflow/shared';
-import { spawnTracked, terminate, waitForExit } from '../helpers/child.js';
+import { terminate, waitForExit } from '../helpers/child.js';
+import { CLI, runCli, startEmulator, type RunningEmulator } from '../helpers/cli.js';
 import { get, post } from '../helpers/http.js';
 import { startPipeline, type Pipeline } from '../helpers/pipeline.js';
 import { startReceiver, type Behaviour, type Receiver } from '../helpers/receiver.js';
-import { repoRoot } from '../helpers/repo-root.js';
-import { sleep, waitUntil } from '../helpers/wait.js';
+import { sleep } from '../helpers/wait.js';
 
-const CLI = join(repoRoot, 'packages', 'cli', 'dist', 'main.js');
 const CONSOLE = { authorization: 'Bearer dev', origin: 'https://console.notifyer-systems.com', 'content-type': 'application/json' };
-
-interface RunningEmulator {
-  url: string;
-  child: ChildProcess;
-  lines: string[];
-  waitForLine(pattern: RegExp, timeoutMs: number): Promise<string>;
-}
-
-/** `replyflow emulator --port 0 ...`, resolved once it says where it listens. */
-async function startEmulator(args: string[] = []): Promise<RunningEmulator> {
-  const child = await spawnTracked(process.execPath, [CLI, 'emulator', '--port', '0', ...args], {
-    cwd: repoRoot,
-    env: { PATH: process.env.PATH ?? '', HOME: process.env.HOME ?? '' },
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
-  const lines: string[] = [];
-  for (const stream of [child.stdout!, child.stderr!]) createInterface({ input: stream }).on('line', (line) => lines.push(line));
-  const waitForLine = (pattern: RegExp, timeoutMs: number) =>
-    waitUntil(() => lines.find((line) => pattern.test(line)), timeoutMs, () => `no line matching ${pattern}:\n${lines.join('\n')}`);
-  const first = await waitForLine(/listening on/, 10_000);
-  return { url: /http:\/\/127\.0\.0\.1:\d+/.exec(first)![0], child, lines, waitForLine };
-}
-
-/** Runs the built CLI against an emulator. */
-async function replyflow(args: string[], env: Record<string, string>): Promise<{ code: number | null; stdout: string; stderr: string }> {
-  const child = await spawnTracked(process.execPath, [CLI, ...args], {
-    cwd: repoRoot,
-    env: { PATH: process.env.PATH ?? '', HOME: process.env.HOME ?? '', ...env },
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
-  let stdout = '';
-  let stderr = '';
-  child.stdout?.on('data', (chunk: Buffer) => (stdout += chunk.toString()));
-  child.stderr?.on('data', (chunk: Buffer) => (stderr += chunk.toString()));
-  const closed = new Promise((resolve) => child.once('close', resolve));
-  const { code } = await waitForExit(child, 15_000);
-  await closed;
-  return { code, stdout, stderr };
-}
 
 const json = (value: unknown) => JSON.stringify(value);
 const createWebhook = (emulator: RunningEmulator, body: Record<string, unknown>) =>
@@ -253,7 +211,7 @@ describe('replyflow emulator → webhooks create --signature → a real ingest r
   });
 
   test('emitted messages arrive signed, are queued and forwarded, each a new event, also across calls', async () => {
-    const created = await replyflow(
+    const created = await runCli(
       ['webhooks', 'create', '--url', p.webhookUrl, '--incoming', '--outgoing', '--signature', '--secret-file', secretFile],
       { NOTIFYER_API_URL: emulator.url, NOTIFYER_API_TOKEN: 'dev' },
     );

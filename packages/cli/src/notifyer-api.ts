@@ -30,14 +30,18 @@ const errorBodySchema = z.looseObject({ code: z.string().optional(), message: z.
 /** Delete answers with nothing, null or the removed row; any of them means done. */
 const deleteAnswerSchema = z.union([z.null(), z.record(z.string(), z.unknown())]);
 
-/** The body of `POST /webhook/dev/create` (Notifyer's public documentation). */
-export interface CreateWebhookRequest {
+/** A webhook's settings: what a create carries besides active_signature, and what a PATCH carries. */
+export interface WebhookSettings {
   webhooks: string;
   enabled: boolean;
   incoming: boolean;
   outgoing: boolean;
   schedule_activity: boolean;
   waiting_duration: number;
+}
+
+/** The body of `POST /webhook/dev/create` (Notifyer's public documentation). */
+export interface CreateWebhookRequest extends WebhookSettings {
   active_signature: boolean;
 }
 

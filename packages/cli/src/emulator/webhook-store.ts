@@ -1,16 +1,9 @@
 import { randomBytes } from 'node:crypto';
-import { DUPLICATE_WEBHOOK_MESSAGE } from '../notifyer-api.js';
+import { DUPLICATE_WEBHOOK_MESSAGE, type WebhookSettings } from '../notifyer-api.js';
 import { HttpError } from './http-io.js';
 
-/** The settings a create or a PATCH carries. */
-export interface WebhookSettings {
-  webhooks: string;
-  enabled: boolean;
-  incoming: boolean;
-  outgoing: boolean;
-  schedule_activity: boolean;
-  waiting_duration: number;
-}
+/** The settings a create or a PATCH carries: the same the CLI sends to Notifyer. */
+export type { WebhookSettings };
 
 export interface StoredWebhook extends WebhookSettings {
   id: number;
