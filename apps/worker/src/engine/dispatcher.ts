@@ -14,7 +14,7 @@ import type { Workflow, WorkflowEvent } from '@replyflow/workflow';
 import { DelayedError, type Job, type Queue } from 'bullmq';
 import { backoffDelayMs } from './backoff.js';
 import type { Lanes } from './lanes.js';
-import { debounceKey } from './workflow-runner.js';
+import { debounceKey, stepsKey } from './workflow-runner.js';
 
 const PHONE_MEMORY_SECONDS = 365 * 24 * 3600;
 const DEBOUNCE_KEY_MARGIN_MS = 60_000;
@@ -82,10 +82,15 @@ export function createDispatcher(targets: readonly DispatchTarget[], eventsQueue
         const firstContact = parsed.event.direction === 'incoming' && (await isFirstContact(parsed.event.phone, parsed.event.id));
         const event = { ...parsed.event, receivedAt: job.data.receivedAt, firstContact, traceId: job.data.traceId };
         await dispatch(job, event, done);
-        await redis.multi().hset(done, DISPATCHED_FIELD, '1').expire(done, deps.dedupeTtlSeconds).exec();
       }
       // Also for a second job of an already dispatched event (two deliveries racing at the ingest).
-      await lanes.finish(job, token, eventsQueue, lane);
+      await lanes.finish(job, token, eventsQueue, lane, {
+        doneKey: done,
+        field: DISPATCHED_FIELD,
+        ttlSeconds: deps.dedupeTtlSeconds,
+        stepsKey: stepsKey(prefix, job.id!),
+        keepSteps: false,
+      });
     } catch (error) {
       if (error instanceof DelayedError) throw error;
       // Dispatch fails only when Redis does: try again, never give the event up.

@@ -6,14 +6,29 @@ const PARK_MS = 30_000;
 /** A lane head with no job that is still there this much later is an abandoned claim (docs/design.md). */
 const ABANDONED_AFTER_MS = 10_000;
 
-// Leaves the lane only while holding the job's lock: a worker that froze past
-// its lock must not let the next event start while another worker re-runs this
-// one. A job BullMQ has failed holds no lock and leaves with an empty token.
+// Records the outcome in the event's done record, settles the job's step
+// hash and leaves the lane, in one round trip, and only while holding the
+// job's lock: a worker that froze past its lock must not let the next event
+// start while another worker re-runs this one. A job BullMQ has failed holds
+// no lock and leaves with an empty token.
+// KEYS: lane, lock, done record, steps. ARGV: member, token, done field, ttl, keep steps (1/0).
 const LEAVE_SCRIPT = `
 if ARGV[2] ~= '' and redis.call('GET', KEYS[2]) ~= ARGV[2] then return false end
+redis.call('HSET', KEYS[3], ARGV[3], '1')
+redis.call('EXPIRE', KEYS[3], ARGV[4])
+if ARGV[5] == '1' then redis.call('EXPIRE', KEYS[4], ARGV[4]) else redis.call('DEL', KEYS[4]) end
 redis.call('ZREM', KEYS[1], ARGV[1])
 local head = redis.call('ZRANGE', KEYS[1], 0, 0)
 return head[1] or false`;
+
+/** What finishing writes to the event's done record, and what becomes of the job's steps. */
+export interface FinishRecord {
+  doneKey: string;
+  field: string;
+  ttlSeconds: number;
+  stepsKey: string;
+  keepSteps: boolean;
+}
 
 export interface LaneJobData {
   seq: number;
@@ -34,7 +49,7 @@ export class Lanes {
     private readonly prefix: string,
     private readonly logger: Logger,
   ) {
-    this.leave = defineScript(redis, 'replyflowLeaveLane', 2, LEAVE_SCRIPT);
+    this.leave = defineScript(redis, 'replyflowFinishInLane', 4, LEAVE_SCRIPT);
   }
 
   /** Resolves when `job` heads its lane; otherwise parks it and throws DelayedError. */
@@ -56,10 +71,13 @@ export class Lanes {
     }
   }
 
-  /** Leaves the lane (while holding the lock) and wakes the next job of the lane. */
-  async finish(job: Job<LaneJobData>, token: string | undefined, queue: Queue, lane: string): Promise<void> {
+  /** Records the outcome and leaves the lane (while holding the lock), then wakes the next job of the lane. */
+  async finish(job: Job<LaneJobData>, token: string | undefined, queue: Queue, lane: string, record: FinishRecord): Promise<void> {
     const lockKey = `${jobKey(this.prefix, queue.name, job.id!)}:lock`;
-    const next = (await this.leave([lane, lockKey], [job.id!, token ?? ''])) as string | null;
+    const next = (await this.leave(
+      [lane, lockKey, record.doneKey, record.stepsKey],
+      [job.id!, token ?? '', record.field, record.ttlSeconds, record.keepSteps ? 1 : 0],
+    )) as string | null;
     if (next) await this.promote(queue, next);
   }
 

@@ -57,14 +57,15 @@ export function createWorkflowRunner(workflow: Workflow, queue: Queue<WorkflowJo
   const name = workflow.name;
   const maxAttempts = workflow.retries ?? deps.maxAttempts;
 
-  const finish = async (job: WorkflowJob, token: string | undefined, keepSteps: boolean) => {
-    const done = doneKey(deps.prefix, job.data.eventId);
-    const steps = stepsKey(deps.prefix, job.id!);
-    const tx = redis.multi().hset(done, name, '1').expire(done, deps.dedupeTtlSeconds);
-    // Kept for a dead-lettered event, so a replay resumes after its last finished step.
-    await (keepSteps ? tx.expire(steps, deps.dedupeTtlSeconds) : tx.del(steps)).exec();
-    await lanes.finish(job, token, queue, job.data.lane);
-  };
+  // Steps are kept for a dead-lettered event, so a replay resumes after its last finished step.
+  const finish = (job: WorkflowJob, token: string | undefined, keepSteps: boolean) =>
+    lanes.finish(job, token, queue, job.data.lane, {
+      doneKey: doneKey(deps.prefix, job.data.eventId),
+      field: name,
+      ttlSeconds: deps.dedupeTtlSeconds,
+      stepsKey: stepsKey(deps.prefix, job.id!),
+      keepSteps,
+    });
 
   const deadLetter = async (job: WorkflowJob, token: string | undefined, phone: string, history: AttemptRecord[]) => {
     await deps.deadLetters.add({ ...job.data, phone, history });
