@@ -48,10 +48,10 @@ export function createDispatcher(targets: readonly DispatchTarget[], eventsQueue
     return previous === null || previous === eventId;
   };
 
-  const dispatch = async (job: Job<EventJobData>, event: WorkflowEvent, done: string) => {
+  const dispatch = async (job: Job<EventJobData>, event: WorkflowEvent, finished: ReadonlySet<string>) => {
     for (const { workflow, queue } of targets) {
       if (!(workflow.match?.(event) ?? true)) continue;
-      if ((await redis.hexists(done, workflow.name)) === 1) continue;
+      if (finished.has(workflow.name)) continue;
       const jobData: WorkflowJobData = {
         eventId: event.id,
         workflow: workflow.name,
@@ -75,13 +75,16 @@ export function createDispatcher(targets: readonly DispatchTarget[], eventsQueue
     const lane = laneKey(prefix, EVENTS_QUEUE, job.data.phone);
     const done = doneKey(prefix, job.id!);
     try {
-      if ((await redis.hexists(done, DISPATCHED_FIELD)) === 0) {
+      // One read of the done record: dispatched already, and which workflows have finished with the event.
+      const fields = [DISPATCHED_FIELD, ...targets.map((target) => target.workflow.name)];
+      const record = await redis.hmget(done, ...fields);
+      if (record[0] === null) {
         await lanes.takeTurn(job, token, eventsQueue, lane);
         const parsed = parseNotifyerPayload(job.data.payload);
         if (!parsed.ok) throw new Error(`job ${job.id} holds an invalid payload`);
         const firstContact = parsed.event.direction === 'incoming' && (await isFirstContact(parsed.event.phone, parsed.event.id));
         const event = { ...parsed.event, receivedAt: job.data.receivedAt, firstContact, traceId: job.data.traceId };
-        await dispatch(job, event, done);
+        await dispatch(job, event, new Set(fields.filter((field, index) => index > 0 && record[index] !== null)));
       }
       // Also for a second job of an already dispatched event (two deliveries racing at the ingest).
       await lanes.finish(job, token, eventsQueue, lane, {

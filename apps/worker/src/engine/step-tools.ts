@@ -12,6 +12,8 @@ export interface StepToolsOptions {
   stepsKey: string;
   /** Called before each `step.run` (the workflow's shared rate limit). */
   beforeRun?: (id: string) => Promise<void>;
+  /** The step hash, when the caller has already asked for it. */
+  stored?: Promise<Record<string, string>>;
 }
 
 /**
@@ -20,7 +22,7 @@ export interface StepToolsOptions {
  */
 export async function createStepTools(options: StepToolsOptions): Promise<StepTools> {
   const { redis, stepsKey } = options;
-  const memo = new Map(Object.entries(await redis.hgetall(stepsKey)));
+  const memo = new Map(Object.entries(await (options.stored ?? redis.hgetall(stepsKey))));
 
   const sleepUntil = async (id: string, at: number) => {
     const field = `sleep:${id}`;

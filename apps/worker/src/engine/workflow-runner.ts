@@ -76,6 +76,9 @@ export function createWorkflowRunner(workflow: Workflow, queue: Queue<WorkflowJo
   const process = async (job: WorkflowJob, token?: string): Promise<void> => {
     const parsed = parseNotifyerPayload(job.data.payload);
     if (!parsed.ok) throw new Error(`job ${job.id} holds an invalid payload`);
+    // Asked for beside the turn check: one round trip for both when the job runs at once.
+    const stored = redis.hgetall(stepsKey(deps.prefix, job.id!));
+    stored.catch(() => {}); // a parked job never reads it
     await lanes.takeTurn(job, token, queue, job.data.lane);
     const event: WorkflowEvent = { ...parsed.event, receivedAt: job.data.receivedAt, firstContact: job.data.firstContact, traceId: job.data.traceId };
     const log = deps.logger.child({ eventId: event.id, workflow: name });
@@ -83,7 +86,7 @@ export function createWorkflowRunner(workflow: Workflow, queue: Queue<WorkflowJo
     const attempt = history.length + 1;
     const timer = metrics.jobDuration.startTimer({ workflow: name });
     try {
-      const step = await createStepTools({ redis, stepsKey: stepsKey(deps.prefix, job.id!), beforeRun: deps.rateLimit });
+      const step = await createStepTools({ redis, stepsKey: stepsKey(deps.prefix, job.id!), beforeRun: deps.rateLimit, stored });
       const debounce = workflow.debounce?.(event);
       if (debounce) {
         await step.sleepUntil('debounce', event.receivedAt + debounce.ms);
