@@ -5,6 +5,11 @@ import type { MachineInfo } from './lib/sys.js';
 import { INGEST_CONTENDERS, type IngestResult } from './ingest.js';
 import type { ProfileResult } from './profile.js';
 import type { RedisCostResult } from './redis-cost.js';
+import { writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { resultsDir } from './lib/procs.js';
+import { scaleNotes, type ScaleResult } from './scale.js';
+import { renderScaleSvg } from './svg.js';
 import type { SoakResult } from './soak.js';
 import { WORKER_CONTENDERS, type WorkerResult } from './worker.js';
 
@@ -37,6 +42,8 @@ export interface BenchReport {
   redisCost?: RedisCostResult;
   soak?: SoakResult;
   profile?: ProfileResult;
+  /** With BENCH_SCALE=1: masters × workers. */
+  scale?: ScaleResult;
   problems: string[];
 }
 
@@ -96,6 +103,70 @@ function valueText(t: Target): string {
   if (t.unit === '%') return `${t.value >= 0 ? '+' : ''}${n1(t.value)}%`;
   if (t.unit === 'B') return `${n0(t.value)} B`;
   return `${n1(t.value)} ${t.unit}`;
+}
+
+/** The scale section's table and notes (in latest.md, and alone in scale.md). */
+export function renderScaleMarkdown(s: ScaleResult): string[] {
+  const cell = (masters: number, workers: number) => s.cells.find((c) => c.masters === masters && c.workers === workers);
+  const rowOf = (masters: number) => {
+    const first = cell(masters, s.workers[0] as number);
+    const redis = first?.redis === 'cluster' ? `Redis Cluster, ${masters} masters, \`QUEUE_SHARDS=${first.shards}\`` : 'standalone redis-server, `QUEUE_SHARDS=1`';
+    const cols = s.workers.map((w) => {
+      const c = cell(masters, w);
+      if (!c) return '—';
+      const base = cell(masters, s.workers[0] as number);
+      const x = base && w !== s.workers[0] ? ` (${n2(c.eventsPerSecond / base.eventsPerSecond)}×)` : '';
+      return `${n0(c.eventsPerSecond)}${x}`;
+    });
+    return `| ${masters} (${redis}) | ${cols.join(' | ')} |`;
+  };
+  const cpuRowOf = (masters: number) =>
+    `| ${masters} | ${s.workers
+      .map((w) => {
+        const c = cell(masters, w);
+        return c ? `${n0(c.workerCpuUs)} + ${n0(c.redisCpuUs)} µs, ${n2(c.busyCores)} cores` : '—';
+      })
+      .join(' | ')} |`;
+  return [
+    `**Scale**: events/s draining ${n0(s.events)} queued events over ${s.phones} phones (posted through replyflow's ingest while no worker ran) with 1, 2 and 4 worker processes at concurrency ${s.concurrency}, ` +
+      `on one standalone redis-server and on a 3-master Redis Cluster (AOF, fsync every second, no replicas); ${s.rounds} round${s.rounds === 1 ? '' : 's'}, medians, on ${s.cores} cores.`,
+    '',
+    `| masters | ${s.workers.map((w) => `${w} worker${w === 1 ? '' : 's'}`).join(' | ')} |`,
+    `|---|${s.workers.map(() => '---:').join('|')}|`,
+    ...s.masters.map(rowOf),
+    '',
+    'CPU per event (workers + redis-server(s)) and the cores they kept busy during the drain:',
+    '',
+    `| masters | ${s.workers.map((w) => `${w} worker${w === 1 ? '' : 's'}`).join(' | ')} |`,
+    `|---|${s.workers.map(() => '---:').join('|')}|`,
+    ...s.masters.map(cpuRowOf),
+    '',
+    ...scaleNotes(s).flatMap((note) => [note, '']),
+  ];
+}
+
+/** bench/results/scale.json as run.ts writes it: the scale section with the run's context. */
+export type ScaleReport = Pick<BenchReport, 'startedAt' | 'finishedAt' | 'settings' | 'code' | 'machine'> & { scale: ScaleResult };
+
+/** Writes bench/results/scale.json, scale.md and scale.svg (run.ts after a scale run; render.ts from scale.json). */
+export function writeScaleFiles(r: ScaleReport): void {
+  const s = r.scale;
+  const m = r.machine.before;
+  const code = r.code ? ` at ${r.code.commit}${r.code.modified ? ' (with uncommitted changes)' : ''}` : '';
+  const markdown = [
+    '<!-- written by npm run bench with BENCH_SCALE=1 (bench/scale.ts, bench/report.ts); run it again rather than editing -->',
+    `Measured ${r.startedAt.slice(0, 16).replace('T', ' ')} UTC${code} on ${m.cpuModel}, ${m.cores} cores, Node ${m.node}, ${r.machine.redis}; ` +
+      `other work kept a median of ${n2(s.otherCores)} cores busy during the drains (load average ${m.loadavg.join(' ')} at the start, ${r.machine.after.loadavg.join(' ')} at the end).`,
+    '',
+    ...renderScaleMarkdown(s),
+    '![scale: events/s by masters and workers](/bench/results/scale.svg)',
+    '',
+    ...(s.problems.length > 0 ? ['**Problems seen in this run:**', '', ...s.problems.map((p) => `- ${p}`), ''] : []),
+  ].join('\n');
+  const stored: ScaleReport = { ...r, scale: { ...s, notes: scaleNotes(s) } };
+  writeFileSync(join(resultsDir, 'scale.json'), `${JSON.stringify(stored, null, 2)}\n`);
+  writeFileSync(join(resultsDir, 'scale.md'), markdown);
+  writeFileSync(join(resultsDir, 'scale.svg'), renderScaleSvg(s, `replyflow scale, ${r.startedAt.slice(0, 10)} (${m.cores} cores, ${m.cpuModel})`));
 }
 
 export function renderMarkdown(r: BenchReport): string {
@@ -188,6 +259,7 @@ export function renderMarkdown(r: BenchReport): string {
       '',
     );
   }
+  if (r.scale) out.push(...renderScaleMarkdown(r.scale), '![scale: events/s by masters and workers](/bench/results/scale.svg)', '');
   out.push('![ingest and worker throughput, and the targets](/bench/results/latest.svg)', '');
   if (r.problems.length > 0) out.push('**Problems seen in this run:**', '', ...r.problems.map((p) => `- ${p}`), '');
   return out.join('\n');

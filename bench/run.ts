@@ -14,7 +14,8 @@ import { startBenchRedis } from './lib/redis.js';
 import { machineInfo } from './lib/sys.js';
 import { runProfile, type ProfileResult } from './profile.js';
 import { runRedisCost, type RedisCostResult } from './redis-cost.js';
-import { evaluateTargets, renderMarkdown, type BenchReport } from './report.js';
+import { evaluateTargets, renderMarkdown, renderScaleMarkdown, writeScaleFiles, type BenchReport } from './report.js';
+import { runScale, type ScaleResult } from './scale.js';
 import { runSoak, type SoakResult } from './soak.js';
 import { renderSvg } from './svg.js';
 import { runWorker, type WorkerResult } from './worker.js';
@@ -55,12 +56,14 @@ let worker: WorkerResult | undefined;
 let redisCost: RedisCostResult | undefined;
 let soak: SoakResult | undefined;
 let profile: ProfileResult | undefined;
+let scale: ScaleResult | undefined;
 try {
   if (config.sections.has('ingest')) ingest = await runIngest(ctx);
   if (config.sections.has('worker')) worker = await runWorker(ctx);
   if (config.sections.has('redis')) redisCost = await runRedisCost(ctx);
   if (config.sections.has('soak')) soak = await runSoak(ctx);
   if (config.sections.has('profile')) profile = await runProfile(ctx);
+  if (config.sections.has('scale')) scale = await runScale(ctx, before.cores);
 } finally {
   await redis.server.cleanup();
 }
@@ -71,12 +74,14 @@ const noise: Record<string, number> = {};
 if (ingest) noise.ingest = ingest.otherCores;
 if (worker) noise.worker = worker.otherCores;
 if (soak) noise.soak = soak.otherCores;
+if (scale) noise.scale = scale.otherCores;
+const code = codeVersion();
 const report: BenchReport = {
   startedAt: startedAt.toISOString(),
   finishedAt: finishedAt.toISOString(),
   durationSeconds: (finishedAt.getTime() - startedAt.getTime()) / 1000,
   settings,
-  code: codeVersion(),
+  code,
   machine: {
     before,
     after: machineInfo(),
@@ -91,13 +96,26 @@ const report: BenchReport = {
   ...(redisCost && { redisCost }),
   ...(soak && { soak }),
   ...(profile && { profile }),
-  problems: [...(ingest?.problems ?? []), ...(worker?.problems ?? []), ...(soak?.problems ?? [])],
+  ...(scale && { scale }),
+  problems: [...(ingest?.problems ?? []), ...(worker?.problems ?? []), ...(soak?.problems ?? []), ...(scale?.problems ?? [])],
 };
-const markdown = renderMarkdown(report);
-writeFileSync(join(resultsDir, 'latest.json'), `${JSON.stringify(report, null, 2)}\n`);
-writeFileSync(join(resultsDir, 'latest.md'), markdown);
-writeFileSync(join(resultsDir, 'latest.svg'), renderSvg(report));
-process.stdout.write(`\n${markdown}\n`);
-progress(`wrote bench/results/latest.json, latest.md and latest.svg in ${Math.round(report.durationSeconds)} s`);
+const written: string[] = [];
+if (scale) {
+  // The scale figures also stand alone, so a scale-only run (BENCH_SECTIONS=scale) does not replace latest.*.
+  writeScaleFiles({ startedAt: report.startedAt, finishedAt: report.finishedAt, settings, code, machine: report.machine, scale });
+  written.push('scale.json', 'scale.md', 'scale.svg');
+}
+const onlyScale = [...config.sections].every((s) => s === 'scale');
+if (!onlyScale) {
+  const markdown = renderMarkdown(report);
+  writeFileSync(join(resultsDir, 'latest.json'), `${JSON.stringify(report, null, 2)}\n`);
+  writeFileSync(join(resultsDir, 'latest.md'), markdown);
+  writeFileSync(join(resultsDir, 'latest.svg'), renderSvg(report));
+  process.stdout.write(`\n${markdown}\n`);
+  written.unshift('latest.json', 'latest.md', 'latest.svg');
+} else if (scale) {
+  process.stdout.write(`\n${renderScaleMarkdown(scale).join('\n')}\n`);
+}
+progress(`wrote ${written.map((f) => `bench/results/${f}`).join(', ') || 'nothing'} in ${Math.round(report.durationSeconds)} s`);
 // A figure from a run that lost, doubled or reordered events means nothing: fail loudly.
 if (report.problems.length > 0) process.exitCode = 1;

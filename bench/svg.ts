@@ -2,6 +2,7 @@
 // contenders, and each target with the measured value against its limit.
 import type { BenchReport, Target } from './report.js';
 import { INGEST_CONTENDERS } from './ingest.js';
+import type { ScaleResult } from './scale.js';
 import { WORKER_CONTENDERS } from './worker.js';
 
 const WIDTH = 1060;
@@ -105,6 +106,31 @@ export function renderSvg(r: BenchReport): string {
     `<rect width="100%" height="100%" fill="#fff"/>`,
     `<text x="10" y="22" font-size="15" font-weight="bold">replyflow benchmark, ${esc(r.startedAt.slice(0, 10))} (${esc(r.machine.before.cores + ' cores, ' + r.machine.before.cpuModel)})</text>`,
     ...body,
+    '</svg>',
+    '',
+  ].join('\n');
+}
+
+const SHADES = ['#9cc3e6', '#3b82c4', '#1f4e79'];
+
+/** bench/results/scale.svg: one bar per masters × workers cell, on one scale. */
+export function renderScaleSvg(s: ScaleResult, title: string): string {
+  const rows: Row[] = s.cells.map((c) => ({
+    label: `${c.masters === 1 ? '1 master (standalone)' : `${c.masters} masters (cluster, ${c.shards} shards)`}, ${c.workers} worker${c.workers === 1 ? '' : 's'}`,
+    value: c.eventsPerSecond,
+    text: `${fmt(c.eventsPerSecond)}/s (busy ${c.busyCores.toFixed(2)} of ${s.cores} cores)`,
+    color: SHADES[Math.max(0, s.workers.indexOf(c.workers)) % SHADES.length] as string,
+  }));
+  const drawn = panel(`Drain of ${fmt(s.events)} events: events/s by Redis masters and worker processes (median of ${s.rounds})`, rows, 36);
+  const noteY = 36 + drawn.height + 4;
+  const note = `${s.cores} cores shared by Redis, workers, receiver and benchmark, and other work took a median ${s.otherCores.toFixed(2)} of them: more processes cannot add cores. 2 masters: redis-cli --cluster create needs 3.`;
+  const height = noteY + 24;
+  return [
+    `<svg xmlns="http://www.w3.org/2000/svg" width="${WIDTH}" height="${height}" viewBox="0 0 ${WIDTH} ${height}" font-family="Helvetica, Arial, sans-serif" font-size="12">`,
+    `<rect width="100%" height="100%" fill="#fff"/>`,
+    `<text x="10" y="22" font-size="15" font-weight="bold">${esc(title)}</text>`,
+    drawn.svg,
+    `<text x="10" y="${noteY + 12}" font-size="11" fill="#555">${esc(note)}</text>`,
     '</svg>',
     '',
   ].join('\n');

@@ -107,7 +107,7 @@ export async function enqueueRaw(ctx: BenchContext, events: number): Promise<voi
   await queue.close();
 }
 
-interface Drain {
+export interface Drain {
   seconds: number;
   workerCpu: number;
   redisCpu: number;
@@ -143,25 +143,42 @@ async function drainRaw(ctx: BenchContext, mode: 'noop' | 'post', receiver: Coun
 
 const drainTimeoutMs = (events: number) => Math.max(120_000, events * 20);
 
-/** Posts the backlog through replyflow's ingest with no worker running, then drains it with `workers` workers. */
-async function drainReplyflow(ctx: BenchContext, workers: number, receiver: CountingReceiver): Promise<Drain> {
+/** Where replyflow's processes keep their queues, when not on the bench's one redis-server (the scale section). */
+export interface DrainTarget {
+  /** Environment for the ingest and the workers, e.g. REDIS_CLUSTER_NODES and QUEUE_SHARDS. */
+  env: Record<string, string>;
+  /** The redis-server processes whose CPU counts as Redis CPU. */
+  redisPids: number[];
+  /** Events to post and drain (default BENCH_EVENTS). */
+  events?: number;
+}
+
+/**
+ * Posts the backlog through replyflow's ingest with no worker running, then drains it with `workers` workers.
+ * By default on the bench's redis-server; `target` points the processes elsewhere (scale.ts).
+ */
+export async function drainReplyflow(ctx: BenchContext, workers: number, receiver: CountingReceiver, target?: DrainTarget): Promise<Drain> {
   const { config, redis } = ctx;
+  const events = target?.events ?? config.events;
+  const env = target?.env ?? {};
+  const redisPids = Object.fromEntries((target?.redisPids ?? [redis.pid]).map((pid, i) => [`redis${i}`, pid]));
   const [port, metricsPort] = await Promise.all([freePort(), freePort()]);
-  const ingest = await startIngest(ctx, port, metricsPort);
+  const ingest = await startIngest(ctx, port, metricsPort, [], env);
   const started: NodeProcess[] = [];
   try {
-    const base = timeBase(config.events);
-    const sent = await postAll(`http://127.0.0.1:${port}/webhooks/notifyer`, config.events, config.connections, (n) =>
+    const base = timeBase(events);
+    const sent = await postAll(`http://127.0.0.1:${port}/webhooks/notifyer`, events, config.connections, (n) =>
       bodyAt(ctx.templates, n, base, config.phones),
     );
-    if (sent.statuses['202'] !== config.events) throw new Error(`ingest answered ${JSON.stringify(sent.statuses)} to ${config.events} new events`);
-    started.push(...(await Promise.all(Array.from({ length: workers }, () => startWorker(ctx, receiver.url)))));
+    if (sent.statuses['202'] !== events) throw new Error(`ingest answered ${JSON.stringify(sent.statuses)} to ${events} new events`);
+    started.push(...(await Promise.all(Array.from({ length: workers }, () => startWorker(ctx, receiver.url, [], env)))));
     // From the moment the workers are ready (their start-up excluded) to the drain's end.
-    const cpu = new CpuWindow({ redis: redis.pid, ingest: ingest.pid, ...Object.fromEntries(started.map((w, i) => [`worker${i}`, w.pid])) });
-    await receiver.waitFor(config.events, drainTimeoutMs(config.events), (count) => progress(`worker: ${count}/${config.events} delivered`));
+    const cpu = new CpuWindow({ ...redisPids, ingest: ingest.pid, ...Object.fromEntries(started.map((w, i) => [`worker${i}`, w.pid])) });
+    await receiver.waitFor(events, drainTimeoutMs(events), (count) => progress(`worker: ${count}/${events} delivered`));
     const window = cpu.stop();
     const workerCpu = started.reduce((sum, _w, i) => sum + (window.processes[`worker${i}`] ?? 0), 0);
-    return { seconds: (receiver.lastAt - receiver.firstAt) / 1000, workerCpu, redisCpu: window.processes.redis ?? 0, otherCores: window.otherCores };
+    const redisCpu = Object.keys(redisPids).reduce((sum, name) => sum + (window.processes[name] ?? 0), 0);
+    return { seconds: (receiver.lastAt - receiver.firstAt) / 1000, workerCpu, redisCpu, otherCores: window.otherCores };
   } finally {
     await Promise.all(started.map((w) => w.stop()));
     await ingest.stop();

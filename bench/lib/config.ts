@@ -1,7 +1,7 @@
 // Everything `npm run bench` can be told, from the environment. Defaults are the
 // issue's: 50 connections, 20,000 events, a 5-minute soak.
 
-export const SECTIONS = ['ingest', 'worker', 'redis', 'soak', 'profile'] as const;
+export const SECTIONS = ['ingest', 'worker', 'redis', 'soak', 'profile', 'scale'] as const;
 export type Section = (typeof SECTIONS)[number];
 
 export interface BenchConfig {
@@ -21,6 +21,10 @@ export interface BenchConfig {
   /** Webhooks per second during the soak. */
   soakRate: number;
   profile: boolean;
+  /** BENCH_SCALE=1: adds the scale section (masters × workers). */
+  scale: boolean;
+  /** Events per scale cell. */
+  scaleEvents: number;
   sections: ReadonlySet<Section>;
   /** LOG_LEVEL of replyflow's processes: `info` is what ships. */
   logLevel: string;
@@ -36,7 +40,15 @@ function numberFrom(env: NodeJS.ProcessEnv, name: string, fallback: number, min:
 
 export function loadBenchConfig(env: NodeJS.ProcessEnv = process.env): BenchConfig {
   const profile = env.BENCH_PROFILE === '1' || env.BENCH_PROFILE === 'true';
-  const defaultSections: Section[] = ['ingest', 'worker', 'redis', 'soak', ...(profile ? (['profile'] as const) : [])];
+  const scale = env.BENCH_SCALE === '1' || env.BENCH_SCALE === 'true';
+  const defaultSections: Section[] = [
+    'ingest',
+    'worker',
+    'redis',
+    'soak',
+    ...(profile ? (['profile'] as const) : []),
+    ...(scale ? (['scale'] as const) : []),
+  ];
   const sections = (env.BENCH_SECTIONS ? env.BENCH_SECTIONS.split(',').map((s) => s.trim()).filter(Boolean) : defaultSections) as Section[];
   for (const section of sections) {
     if (!SECTIONS.includes(section)) throw new Error(`BENCH_SECTIONS: unknown section ${section} (known: ${SECTIONS.join(', ')})`);
@@ -53,6 +65,8 @@ export function loadBenchConfig(env: NodeJS.ProcessEnv = process.env): BenchConf
     soakSeconds: numberFrom(env, 'BENCH_SOAK_SECONDS', 300, 5),
     soakRate: numberFrom(env, 'BENCH_SOAK_RATE', 300, 1),
     profile,
+    scale,
+    scaleEvents: Math.round(numberFrom(env, 'BENCH_SCALE_EVENTS', 4000, 100)),
     sections: new Set(sections),
     logLevel: env.BENCH_LOG_LEVEL || 'info',
   };

@@ -48,7 +48,7 @@ export interface ClusterNode {
   /** The cluster bus port (`cluster-port`). */
   readonly busPort: number;
   readonly dir: string;
-  readonly pid: number;
+  pid: number;
   /** The node's cluster id (40 hex characters). */
   id: string;
   /** As the node itself last reported it (CLUSTER NODES); updated by refresh() and the waits. */
