@@ -13,18 +13,13 @@ import {
   type Logger,
   DEAD_LETTER_QUEUE,
   EVENTS_QUEUE,
-  type EventJobData,
-  type WorkflowJobData,
 } from '@replyflow/shared';
-import { Queue, Worker } from 'bullmq';
 import { DeadLetters } from './engine/dead-letter.js';
-import { createDispatcher } from './engine/dispatcher.js';
 import { createHttpAgent } from './engine/http-post.js';
-import { Lanes } from './engine/lanes.js';
 import { loadWorkflows } from './engine/load-workflows.js';
 import { queueStatsCollector, queueStatsGroups } from './engine/queue-stats.js';
 import { RateLimiter, waitForSlot } from './engine/rate-limit.js';
-import { createWorkflowRunner, type WorkflowJob } from './engine/workflow-runner.js';
+import { startShard } from './engine/shard.js';
 
 /** Taking events without a workflow would lose them; they wait until one is configured. */
 function targetsExist(workflows: readonly unknown[], logger: Logger): boolean {
@@ -76,45 +71,11 @@ runMain(async () => {
       return [workflow.name, () => waitForSlot(limiter, () => metrics.rateLimited.inc({ limit: limit.name }))] as const;
     }),
   );
-  const queues: Queue[] = [];
-  const workers: Worker[] = [];
-  for (const shard of targetsExist(workflows, logger) ? config.workerShards : []) {
-    const prefix = keyspace.shards[shard]!;
-    const lanes = new Lanes(redis, prefix, logger);
-    const targets = workflows.map((workflow) => {
-      const queue = new Queue<WorkflowJobData>(workflow.name, { connection: redis, prefix });
-      queues.push(queue);
-      const runner = createWorkflowRunner(workflow, queue, {
-        redis,
-        prefix,
-        dedupeTtlSeconds: config.dedupeTtlSeconds,
-        maxAttempts: config.maxAttempts,
-        backoffBaseMs: config.backoffBaseMs,
-        lanes,
-        deadLetters,
-        metrics,
-        logger,
-        rateLimit: rateLimits.get(workflow.name),
-      });
-      const worker = new Worker(workflow.name, (job: WorkflowJob, token?: string) => runner.process(job, token), { ...workerOptions, prefix });
-      worker.on('failed', (job, error) => {
-        if (job) void runner.onFailed(job, error).catch((e: Error) => logger.error({ jobId: job.id, err: e.message }, 'could not dead-letter a failed job'));
-      });
-      workers.push(worker);
-      return { workflow, queue };
-    });
-    const eventsQueue = new Queue<EventJobData>(EVENTS_QUEUE, { connection: redis, prefix });
-    queues.push(eventsQueue);
-    const dispatch = createDispatcher(targets, eventsQueue, {
-      redis,
-      prefix,
-      dedupeTtlSeconds: config.dedupeTtlSeconds,
-      backoffBaseMs: config.backoffBaseMs,
-      lanes,
-      logger,
-    });
-    workers.push(new Worker(EVENTS_QUEUE, dispatch, { ...workerOptions, prefix }));
-  }
+  const shards = (targetsExist(workflows, logger) ? config.workerShards : []).map((shard) =>
+    startShard({ redis, prefix: keyspace.shards[shard]!, config, workflows, rateLimits, deadLetters, metrics, logger, workerOptions }),
+  );
+  const workers = shards.flatMap((shard) => shard.workers);
+  const queues = shards.flatMap((shard) => shard.queues);
   for (const worker of workers) worker.on('error', (error) => logger.warn({ err: error.message }, 'worker error'));
   for (const queue of queues) queue.on('error', () => {});
   logger.info(

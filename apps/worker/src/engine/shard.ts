@@ -1,0 +1,65 @@
+import { EVENTS_QUEUE, type Config, type EventJobData, type Logger, type RedisClient, type WorkflowJobData, type workerMetrics } from '@replyflow/shared';
+import type { Workflow } from '@replyflow/workflow';
+import { Queue, Worker, type WorkerOptions } from 'bullmq';
+import type { DeadLetters } from './dead-letter.js';
+import { createDispatcher } from './dispatcher.js';
+import { Lanes } from './lanes.js';
+import { createWorkflowRunner, type WorkflowJob } from './workflow-runner.js';
+
+export interface ShardDeps {
+  redis: RedisClient;
+  /** The shard's key prefix (keyspace.ts). */
+  prefix: string;
+  config: Pick<Config, 'dedupeTtlSeconds' | 'maxAttempts' | 'backoffBaseMs'>;
+  workflows: readonly Workflow[];
+  /** Each workflow's shared rate limit, by workflow name. */
+  rateLimits: ReadonlyMap<string, (() => Promise<void>) | undefined>;
+  deadLetters: DeadLetters;
+  metrics: ReturnType<typeof workerMetrics>;
+  logger: Logger;
+  workerOptions: Omit<WorkerOptions, 'prefix'>;
+}
+
+/** The BullMQ workers of one shard: the dispatcher on `events`, and a runner per workflow. */
+export function startShard(deps: ShardDeps): { workers: Worker[]; queues: Queue[] } {
+  const { redis, prefix, config, logger } = deps;
+  const options = { ...deps.workerOptions, prefix };
+  const lanes = new Lanes(redis, prefix, logger);
+  const queues: Queue[] = [];
+  const workers: Worker[] = [];
+  const targets = deps.workflows.map((workflow) => {
+    const queue = new Queue<WorkflowJobData>(workflow.name, { connection: redis, prefix });
+    queues.push(queue);
+    const runner = createWorkflowRunner(workflow, queue, {
+      redis,
+      prefix,
+      dedupeTtlSeconds: config.dedupeTtlSeconds,
+      maxAttempts: config.maxAttempts,
+      backoffBaseMs: config.backoffBaseMs,
+      lanes,
+      deadLetters: deps.deadLetters,
+      metrics: deps.metrics,
+      logger,
+      rateLimit: deps.rateLimits.get(workflow.name),
+    });
+    const worker = new Worker(workflow.name, (job: WorkflowJob, token?: string) => runner.process(job, token), options);
+    worker.on('failed', (job, error) => {
+      if (!job) return;
+      runner.onFailed(job, error).catch((e: Error) => logger.error({ jobId: job.id, err: e.message }, 'could not dead-letter a failed job'));
+    });
+    workers.push(worker);
+    return { workflow, queue };
+  });
+  const eventsQueue = new Queue<EventJobData>(EVENTS_QUEUE, { connection: redis, prefix });
+  queues.push(eventsQueue);
+  const dispatch = createDispatcher(targets, eventsQueue, {
+    redis,
+    prefix,
+    dedupeTtlSeconds: config.dedupeTtlSeconds,
+    backoffBaseMs: config.backoffBaseMs,
+    lanes,
+    logger,
+  });
+  workers.push(new Worker(EVENTS_QUEUE, dispatch, options));
+  return { workers, queues };
+}
