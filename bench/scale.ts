@@ -12,7 +12,7 @@ import { progress, sleep } from './lib/log.js';
 import { startReceiver } from './lib/receiver.js';
 import { flushAll, rewriteAof } from './lib/redis.js';
 import { median, round, spread } from './lib/stats.js';
-import { drainReplyflow, type DrainTarget } from './worker.js';
+import { drainFigures, drainReplyflow, type DrainTarget } from './worker.js';
 
 /**
  * What scale.ts uses of test/helpers/redis-cluster.ts. That file is loaded at run time rather than
@@ -131,12 +131,8 @@ async function measureCell(ctx: BenchContext, backend: Backend, workers: number,
     await sleep(200); // stray repeats, which a correct pipeline never sends
     return {
       round: roundNo,
-      eventsPerSecond: (events - 1) / drain.seconds,
-      drainSeconds: drain.seconds,
-      workerCpuUs: (drain.workerCpu / events) * 1e6,
-      redisCpuUs: (drain.redisCpu / events) * 1e6,
+      ...drainFigures(drain, events),
       busyCores: (drain.workerCpu + drain.redisCpu) / drain.seconds,
-      otherCores: drain.otherCores,
       delivered: receiver.count,
       duplicates: receiver.duplicates,
       outOfOrder: receiver.outOfOrder,

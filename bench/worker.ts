@@ -114,6 +114,18 @@ export interface Drain {
   otherCores: number;
 }
 
+/** A drain's per-event figures, as every worker table reports them. */
+export function drainFigures(drain: Drain, events: number) {
+  return {
+    // n deliveries span n - 1 intervals.
+    eventsPerSecond: (events - 1) / drain.seconds,
+    drainSeconds: drain.seconds,
+    workerCpuUs: (drain.workerCpu / events) * 1e6,
+    redisCpuUs: (drain.redisCpu / events) * 1e6,
+    otherCores: drain.otherCores,
+  };
+}
+
 async function drainRaw(ctx: BenchContext, mode: 'noop' | 'post', receiver: CountingReceiver): Promise<Drain> {
   const { config, redis } = ctx;
   await enqueueRaw(ctx, config.events);
@@ -201,12 +213,7 @@ async function measure(ctx: BenchContext, contender: WorkerContender, roundNo: n
     const events = config.events;
     return {
       round: roundNo,
-      // n deliveries span n - 1 intervals.
-      eventsPerSecond: (events - 1) / drain.seconds,
-      drainSeconds: drain.seconds,
-      workerCpuUs: (drain.workerCpu / events) * 1e6,
-      redisCpuUs: (drain.redisCpu / events) * 1e6,
-      otherCores: drain.otherCores,
+      ...drainFigures(drain, events),
       delivered: contender === 'noop' ? events : receiver.count,
       duplicates: receiver.duplicates,
       outOfOrder: receiver.outOfOrder,
