@@ -1,4 +1,4 @@
-import type { NotifyerEvent } from '@replyflow/shared';
+import { RESERVED_QUEUES, type NotifyerEvent } from '@replyflow/shared';
 
 export { PermanentError, RetryAfterError, TransientError } from '@replyflow/shared';
 export type { NotifyerEvent } from '@replyflow/shared';
@@ -54,10 +54,9 @@ export interface WorkflowDefinition {
 export type Workflow = Readonly<WorkflowDefinition>;
 
 const NAME = /^[a-z][a-z0-9-]{0,62}$/;
-const RESERVED = new Set(['events', 'dead-letter']);
 
 export function defineWorkflow(definition: WorkflowDefinition): Workflow {
-  if (!NAME.test(definition.name) || RESERVED.has(definition.name)) {
+  if (!NAME.test(definition.name) || RESERVED_QUEUES.includes(definition.name)) {
     throw new TypeError(`workflow name "${definition.name}": use lowercase letters, digits and dashes (not "events" or "dead-letter")`);
   }
   if (typeof definition.run !== 'function') throw new TypeError(`workflow "${definition.name}": run must be a function`);
