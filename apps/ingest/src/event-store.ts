@@ -4,6 +4,7 @@ import {
   jobKey,
   laneKey,
   seqKey,
+  shardOwnerKey,
   waitForReplicas,
   withDeadline,
   EVENTS_QUEUE,
@@ -11,19 +12,26 @@ import {
   type Keyspace,
   type RedisClient,
   type RedisScript,
+  type ShardLayouts,
 } from '@replyflow/shared';
-import type { Queue } from 'bullmq';
+import { Queue } from 'bullmq';
 
 export type StoreOutcome = 'queued' | 'duplicate';
 
 /** How long a webhook may wait for Redis before it is told to come back later (contract: 1 s). */
 const STORE_DEADLINE_MS = 1000;
 const REPLICA_WAIT_MS = 500;
+const FENCED = -2;
+/** A shard that refuses our shard count: read the layout again and retry, this many times. */
+const FENCED_RETRIES = 3;
 
-// Known: done record or job present. Otherwise the event takes its place in its
-// phone's lane (keeping the place a failed earlier store took) and gets its
-// acceptance sequence number, in the same round trip as the check.
+// The shard must belong to our shard count (layouts.ts): a process that has
+// not yet seen a change of QUEUE_SHARDS is refused. Known: done record or job
+// present. Otherwise the event takes its place in its phone's lane (keeping
+// the place a failed earlier store took) and gets its acceptance sequence
+// number, in the same round trip as the checks.
 const CLAIM_SCRIPT = `
+if redis.call('GET', KEYS[5]) ~= ARGV[2] then return ${FENCED} end
 if redis.call('EXISTS', KEYS[1], KEYS[2]) > 0 then return -1 end
 local seq = redis.call('ZSCORE', KEYS[3], ARGV[1])
 if seq then return tonumber(seq) end
@@ -43,31 +51,77 @@ return seq`;
  */
 export class EventStore {
   private readonly claim: RedisScript;
+  private readonly queues = new Map<string, Queue<EventJobData>>();
 
   constructor(
     private readonly redis: RedisClient,
-    /** One `events` queue per shard, by shard number. */
-    private readonly queues: readonly Queue<EventJobData>[],
-    private readonly keyspace: Keyspace,
+    private readonly layouts: ShardLayouts,
     private readonly ackReplicas: number,
   ) {
-    this.claim = defineScript(redis, 'replyflowClaimEvent', 4, CLAIM_SCRIPT);
+    this.claim = defineScript(redis, 'replyflowClaimEvent', 5, CLAIM_SCRIPT);
   }
 
   store(eventId: string, phone: string, data: Omit<EventJobData, 'seq' | 'phone'>): Promise<StoreOutcome> {
     return withDeadline(this.storeOnce(eventId, phone, data), STORE_DEADLINE_MS);
   }
 
+  /** The `events` queue of a shard, opened on first use: shards come and go with QUEUE_SHARDS changes. */
+  queue(shardPrefix: string): Queue<EventJobData> {
+    let queue = this.queues.get(shardPrefix);
+    if (!queue) {
+      queue = new Queue<EventJobData>(EVENTS_QUEUE, { connection: this.redis, prefix: shardPrefix, streams: { events: { maxLen: 1000 } } });
+      queue.on('error', () => {}); // failures surface as rejected adds
+      this.queues.set(shardPrefix, queue);
+    }
+    return queue;
+  }
+
+  async close(): Promise<void> {
+    await Promise.all([...this.queues.values()].map((queue) => queue.close()));
+  }
+
   private async storeOnce(eventId: string, phone: string, data: Omit<EventJobData, 'seq' | 'phone'>): Promise<StoreOutcome> {
-    const shard = this.keyspace.shardOf(phone);
-    const p = this.keyspace.shards[shard]!;
-    const keys = [doneKey(p, eventId), jobKey(p, EVENTS_QUEUE, eventId), laneKey(p, EVENTS_QUEUE, phone), seqKey(p)];
-    const seq = Number(await this.claim(keys, [eventId]));
-    if (seq < 0) return 'duplicate';
-    await this.queues[shard]!.add('event', { ...data, seq, phone }, { jobId: eventId, removeOnComplete: true, removeOnFail: false });
+    if (await this.knownInRetiredShards(eventId, phone)) return 'duplicate';
+    for (let attempt = 1; ; attempt++) {
+      const keyspace = this.layouts.current;
+      const p = keyspace.shards[keyspace.shardOf(phone)]!;
+      const keys = [doneKey(p, eventId), jobKey(p, EVENTS_QUEUE, eventId), laneKey(p, EVENTS_QUEUE, phone), seqKey(p), shardOwnerKey(p)];
+      const seq = Number(await this.claim(keys, [eventId, keyspace.shardCount]));
+      if (seq === FENCED) {
+        if (attempt === FENCED_RETRIES) throw new Error('the shard layout is changing');
+        await this.layouts.refresh();
+        continue;
+      }
+      if (seq < 0) return 'duplicate';
+      await this.add(p, eventId, { ...data, seq, phone }, keys[1]!);
+      return 'queued';
+    }
+  }
+
+  /**
+   * After a change of QUEUE_SHARDS, an event accepted before it lives in its
+   * old shard. A place in the old lane without the job means an old store is
+   * still adding it, or failed to: the caller gets a 503 and retries.
+   */
+  private async knownInRetiredShards(eventId: string, phone: string): Promise<boolean> {
+    const found = await Promise.all(
+      this.layouts.retired().map(async (keyspace: Keyspace) => {
+        const p = keyspace.shards[keyspace.shardOf(phone)]!;
+        const [stored, placed] = await Promise.all([
+          this.redis.exists(doneKey(p, eventId), jobKey(p, EVENTS_QUEUE, eventId)),
+          this.redis.zscore(laneKey(p, EVENTS_QUEUE, phone), eventId),
+        ]);
+        if (stored === 0 && placed !== null) throw new Error('the event is still being stored in its shard from before the layout change');
+        return stored > 0;
+      }),
+    );
+    return found.includes(true);
+  }
+
+  private async add(p: string, eventId: string, data: EventJobData, jobKeyOfEvent: string): Promise<void> {
+    await this.queue(p).add('event', data, { jobId: eventId, removeOnComplete: true, removeOnFail: false });
     // Redis replicates asynchronously: without this, a failover right after
     // the 202 could lose an acknowledged event (REDIS_ACK_REPLICAS).
-    if (this.ackReplicas > 0) await waitForReplicas(this.redis, keys[1]!, this.ackReplicas, REPLICA_WAIT_MS);
-    return 'queued';
+    if (this.ackReplicas > 0) await waitForReplicas(this.redis, jobKeyOfEvent, this.ackReplicas, REPLICA_WAIT_MS);
   }
 }

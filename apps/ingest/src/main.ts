@@ -2,7 +2,7 @@ import type { Server } from 'node:http';
 import {
   createLogger,
   createRedis,
-  keyspaceOf,
+  ShardLayouts,
   createRegistry,
   ingestMetrics,
   loadConfig,
@@ -11,11 +11,9 @@ import {
   startHealthServer,
   stopOnSignals,
   monitorRedis,
+  redisReady,
   withDeadline,
-  EVENTS_QUEUE,
-  type EventJobData,
 } from '@replyflow/shared';
-import { Queue } from 'bullmq';
 import { startAdminServer, type AdminServer } from './admin.js';
 import { createAnswer } from './answer.js';
 import { createApp } from './app.js';
@@ -41,23 +39,25 @@ runMain(async () => {
     refuseEviction: config.requireSafeRedis,
   });
 
-  const keyspace = keyspaceOf(config);
-  const queues = keyspace.shards.map((prefix) => {
-    const queue = new Queue<EventJobData>(EVENTS_QUEUE, { connection: redis, prefix, streams: { events: { maxLen: 1000 } } });
-    queue.on('error', () => {});
-    return queue;
-  });
   // Listening before Redis answers would turn the first webhooks of every start
   // into 503s; a Redis that stays away does not keep the ingest from starting.
-  await withDeadline(Promise.all(queues.map((queue) => queue.waitUntilReady())), REDIS_WAIT_AT_START_MS).catch(() =>
+  await withDeadline(redisReady(redis), REDIS_WAIT_AT_START_MS).catch(() =>
     logger.warn({ waitedMs: REDIS_WAIT_AT_START_MS }, 'Redis not reachable yet: answering 503 until it is'),
   );
+  const layouts = await ShardLayouts.open(redis, {
+    prefix: config.queuePrefix,
+    clustered: !!config.redisClusterNodes?.length,
+    wantedShards: config.queueShards,
+    dedupeTtlSeconds: config.dedupeTtlSeconds,
+    logger,
+  });
+  const store = new EventStore(redis, layouts, config.redisAckReplicas);
 
   const app = createApp({
     bodyLimitBytes: config.bodyLimitBytes,
     signatureMode: config.signatureMode,
     secrets,
-    store: new EventStore(redis, queues, keyspace, config.redisAckReplicas),
+    store,
     logger,
     answer: createAnswer(metrics),
     isReady: redisHealth.isUp,
@@ -89,7 +89,8 @@ runMain(async () => {
     health.server.close();
     redisHealth.stop();
     secrets.close();
-    await Promise.all(queues.map((queue) => queue.close()));
+    layouts.stop();
+    await store.close();
     await redis.quit().catch(() => redis.disconnect());
   });
 });

@@ -10,6 +10,7 @@ import {
   withDeadline,
   workerMetrics,
   keyspaceOf,
+  ShardLayouts,
   type Logger,
   DEAD_LETTER_QUEUE,
   EVENTS_QUEUE,
@@ -19,7 +20,9 @@ import { createHttpAgent } from './engine/http-post.js';
 import { loadWorkflows } from './engine/load-workflows.js';
 import { queueStatsCollector, queueStatsGroups } from './engine/queue-stats.js';
 import { RateLimiter, waitForSlot } from './engine/rate-limit.js';
+import { olderShardsCheck, watchDrain } from './engine/layout-drain.js';
 import { startShard } from './engine/shard.js';
+import { ShardSet } from './engine/shard-set.js';
 
 /** Taking events without a workflow would lose them; they wait until one is configured. */
 function targetsExist(workflows: readonly unknown[], logger: Logger): boolean {
@@ -35,6 +38,7 @@ runMain(async () => {
   const workflows = await loadWorkflows(config, agent);
   const names = workflows.map((w) => w.name);
   const keyspace = keyspaceOf(config);
+  const clustered = !!config.redisClusterNodes?.length;
   const queueLabels = config.workerShards.flatMap((shard) => [EVENTS_QUEUE, ...names].map((name) => keyspace.queueLabel(name, shard)));
   const registry = createRegistry('worker');
   const limits = workflows.flatMap((w) => (w.rateLimit ? [w.rateLimit.name] : []));
@@ -44,7 +48,15 @@ runMain(async () => {
   // Workers only warn: REQUIRE_SAFE_REDIS guards what the ingest acknowledges.
   const redisHealth = monitorRedis(redis, { logger, redisUp: metrics.redisUp, whenDown: 'reconnecting', refuseEviction: false });
   const deadLetters = new DeadLetters(redis, keyspace.global);
-  const collectQueueStats = queueStatsCollector(redis, queueStatsGroups(keyspace, config.workerShards, names, !!config.redisClusterNodes?.length), metrics);
+  const layouts = await ShardLayouts.open(redis, {
+    prefix: config.queuePrefix,
+    clustered,
+    wantedShards: config.queueShards,
+    dedupeTtlSeconds: config.dedupeTtlSeconds,
+    logger,
+  });
+  let shardSet: ShardSet | undefined;
+  const collectQueueStats = queueStatsCollector(redis, () => queueStatsGroups(shardSet?.served() ?? [], keyspace.global, names, clustered), metrics);
   const health = await startHealthServer({
     port: config.metricsPort,
     host: config.host,
@@ -71,23 +83,35 @@ runMain(async () => {
       return [workflow.name, () => waitForSlot(limiter, () => metrics.rateLimited.inc({ limit: limit.name }))] as const;
     }),
   );
-  const shards = (targetsExist(workflows, logger) ? config.workerShards : []).map((shard) =>
-    startShard({ redis, prefix: keyspace.shards[shard]!, config, workflows, rateLimits, deadLetters, metrics, logger, workerOptions }),
-  );
-  const workers = shards.flatMap((shard) => shard.workers);
-  const queues = shards.flatMap((shard) => shard.queues);
-  for (const worker of workers) worker.on('error', (error) => logger.warn({ err: error.message }, 'worker error'));
-  for (const queue of queues) queue.on('error', () => {});
+  if (targetsExist(workflows, logger)) {
+    const start = (prefix: string) =>
+      startShard({
+        redis,
+        prefix,
+        config,
+        workflows,
+        rateLimits,
+        deadLetters,
+        metrics,
+        logger,
+        workerOptions,
+        olderShardsBusy: olderShardsCheck(redis, layouts, workflows, prefix),
+      });
+    shardSet = new ShardSet({ layouts, configuredShards: config.queueShards, pinnedShards: config.workerShards, start, logger });
+    await shardSet.sync();
+  }
+  const drainWatch = watchDrain(redis, layouts, names, clustered, logger);
   logger.info(
     { metricsPort: health.port, concurrency: config.workerConcurrency, workflows: names, shards: config.workerShards },
     'worker started',
   );
 
   stopOnSignals(logger, config.shutdownTimeoutMs, async () => {
-    await Promise.all(workers.map((worker) => worker.close()));
+    layouts.stop();
+    drainWatch.stop();
+    await shardSet?.close();
     health.server.close();
     redisHealth.stop();
-    await Promise.all(queues.map((queue) => queue.close()));
     await deadLetters.close();
     await agent.close();
     await redis.quit().catch(() => redis.disconnect());

@@ -1,6 +1,7 @@
 import {
   DEAD_LETTER_QUEUE,
   enqueueWorkflowJob,
+  laneKey,
   nextSeq,
   prefixOfLane,
   workflowJobId,
@@ -27,7 +28,8 @@ export class DeadLetters {
 
   constructor(
     private readonly redis: RedisClient,
-    keyspace: Keyspace,
+    /** The current shard layout (ShardLayouts.read). */
+    private readonly keyspace: Keyspace,
   ) {
     this.queue = this.open<DeadLetterJobData>(DEAD_LETTER_QUEUE, keyspace.global);
   }
@@ -47,13 +49,25 @@ export class DeadLetters {
   async replay(entries: readonly DeadLetterJob[]): Promise<void> {
     for (const entry of entries) await this.clearFinishedJob(entry.data);
     for (const entry of entries) {
-      // Back to its own shard: the lane (and so the phone's order) lives there.
-      const prefix = prefixOfLane(entry.data.lane);
+      const lane = this.currentLane(entry.data);
+      const prefix = prefixOfLane(lane);
       const seq = await nextSeq(this.redis, prefix);
-      await enqueueWorkflowJob(this.redis, this.workflowQueue(entry.data.workflow, prefix), prefix, toWorkflowJob(entry.data, seq));
+      await enqueueWorkflowJob(this.redis, this.workflowQueue(entry.data.workflow, prefix), prefix, { ...toWorkflowJob(entry.data, seq), lane });
       // After the enqueue: a crash in between leaves the entry listed (replay again), never lost.
       await entry.remove();
     }
+  }
+
+  /**
+   * Back to its own lane, where the phone's order lives; after a change of
+   * QUEUE_SHARDS, to the same lane in the phone's current shard, which
+   * workers still serve.
+   */
+  private currentLane({ lane, workflow, phone }: DeadLetterJobData): string {
+    const prefix = prefixOfLane(lane);
+    if (this.keyspace.shards.includes(prefix)) return lane;
+    const key = lane.slice(laneKey(prefix, workflow, '').length);
+    return laneKey(this.keyspace.shards[this.keyspace.shardOf(phone)]!, workflow, key);
   }
 
   async close(): Promise<void> {

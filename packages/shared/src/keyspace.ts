@@ -6,12 +6,18 @@ const SLOTS = 16384;
 /**
  * Where keys live. On one Redis with one shard, every key starts with
  * QUEUE_PREFIX, as it always has. On Redis Cluster, or with several shards,
- * each shard's keys share a hash tag (`{<prefix>:<shard>:<n>}`) so that every
- * multi-key script touches one slot, and the shards' slots are spread over
- * the slot range so that each master of an evenly split cluster holds some.
- * Keys shared by all shards (rate limits, the dead-letter queue) use `{<prefix>}`.
+ * each shard's keys share a hash tag (`{<prefix>:<shards>.<shard>:<n>}`) so
+ * that every multi-key script touches one slot, and the shards' slots are
+ * spread over the slot range so that each master of an evenly split cluster
+ * holds some. The shard count is part of the tag, so no two layouts share a
+ * shard (docs/scaling.md, changing QUEUE_SHARDS). Keys shared by all shards
+ * (rate limits, the dead-letter queue, the layout record) use `{<prefix>}` on
+ * a cluster and the plain prefix otherwise, whatever the shard count.
  */
 export interface Keyspace {
+  /** QUEUE_PREFIX itself. */
+  prefix: string;
+  shardCount: number;
   global: string;
   shards: readonly string[];
   shardOf(phone: string): number;
@@ -19,12 +25,12 @@ export interface Keyspace {
   queueLabel(queue: string, shard: number): string;
 }
 
-/** The first tag `<prefix>:<shard>:<n>` whose slot falls in the shard's share of the slot range. */
+/** The first tag `<prefix>:<shards>.<shard>:<n>` whose slot falls in the shard's share of the slot range. */
 export function shardTag(prefix: string, shard: number, shards: number): string {
   const low = Math.floor((shard * SLOTS) / shards);
   const high = Math.floor(((shard + 1) * SLOTS) / shards);
   for (let n = 0; ; n++) {
-    const tag = `${prefix}:${shard}:${n}`;
+    const tag = `${prefix}:${shards}.${shard}:${n}`;
     const slot = calculateSlot(tag);
     if (slot >= low && slot < high) return tag;
   }
@@ -38,7 +44,9 @@ export function shardOfPhone(phone: string, shards: number): number {
 export function createKeyspace(prefix: string, shards: number, clustered: boolean): Keyspace {
   const tagged = clustered || shards > 1;
   return {
-    global: tagged ? `{${prefix}}` : prefix,
+    prefix,
+    shardCount: shards,
+    global: clustered ? `{${prefix}}` : prefix,
     shards: tagged ? Array.from({ length: shards }, (_, shard) => `{${shardTag(prefix, shard, shards)}}`) : [prefix],
     shardOf: (phone) => (shards === 1 ? 0 : shardOfPhone(phone, shards)),
     queueLabel: (queue, shard) => (shards === 1 ? queue : `${queue}@${shard}`),
@@ -48,3 +56,11 @@ export function createKeyspace(prefix: string, shards: number, clustered: boolea
 export function keyspaceOf(config: { queuePrefix: string; queueShards: number; redisClusterNodes: string[] | undefined }): Keyspace {
   return createKeyspace(config.queuePrefix, config.queueShards, (config.redisClusterNodes?.length ?? 0) > 0);
 }
+
+/**
+ * Keys that follow a phone (or a workflow's ordering key) rather than a shard:
+ * tagged by the key itself, so they spread over a cluster's slots and stay
+ * where they are when QUEUE_SHARDS changes.
+ */
+export const phoneMemoryKey = (prefix: string, phone: string): string => `${prefix}:phone:{${phone}}`;
+export const debounceKey = (prefix: string, workflow: string, key: string): string => `${prefix}:debounce:${workflow}:{${key}}`;

@@ -134,3 +134,9 @@ export function monitorRedis(redis: RedisClient, options: RedisMonitorOptions): 
   });
   return health;
 }
+
+/** Resolves once the connection (on a cluster, the slot map) is ready. */
+export function redisReady(redis: RedisClient): Promise<void> {
+  if (redis.status === 'ready') return Promise.resolve();
+  return new Promise((resolve) => redis.once('ready', () => resolve()));
+}

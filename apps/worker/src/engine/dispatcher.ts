@@ -1,5 +1,7 @@
 import {
+  debounceKey,
   doneKey,
+  phoneMemoryKey,
   enqueueWorkflowJob,
   laneKey,
   parseNotifyerPayload,
@@ -14,14 +16,21 @@ import type { Workflow, WorkflowEvent } from '@replyflow/workflow';
 import { DelayedError, type Job, type Queue } from 'bullmq';
 import { backoffDelayMs } from './backoff.js';
 import type { Lanes } from './lanes.js';
-import { debounceKey, stepsKey } from './workflow-runner.js';
+import { stepsKey } from './workflow-runner.js';
 
 const PHONE_MEMORY_SECONDS = 365 * 24 * 3600;
 const DEBOUNCE_KEY_MARGIN_MS = 60_000;
+/** How often an event re-checks the phone's old shards after a change of QUEUE_SHARDS. */
+const OLDER_SHARDS_RECHECK_MS = 250;
 
 export interface DispatcherDeps {
   redis: RedisClient;
+  /** The shard's key prefix. */
   prefix: string;
+  /** QUEUE_PREFIX: keys that follow a phone rather than a shard. */
+  queuePrefix: string;
+  /** True while the phone still has events in the shards of a retired QUEUE_SHARDS (layouts.ts). */
+  olderShardsBusy: (event: WorkflowEvent) => Promise<boolean>;
   dedupeTtlSeconds: number;
   backoffBaseMs: number;
   lanes: Lanes;
@@ -44,7 +53,7 @@ export function createDispatcher(targets: readonly DispatchTarget[], eventsQueue
 
   /** The first incoming event from a phone; the SET keeps the event id, so a redone dispatch agrees. */
   const isFirstContact = async (phone: string, eventId: string): Promise<boolean> => {
-    const previous = await redis.call('SET', `${prefix}:phone:${phone}`, eventId, 'NX', 'GET', 'EX', PHONE_MEMORY_SECONDS);
+    const previous = await redis.call('SET', phoneMemoryKey(deps.queuePrefix, phone), eventId, 'NX', 'GET', 'EX', PHONE_MEMORY_SECONDS);
     return previous === null || previous === eventId;
   };
 
@@ -65,7 +74,7 @@ export function createDispatcher(targets: readonly DispatchTarget[], eventsQueue
       const debounce = workflow.debounce?.(event);
       if (debounce) {
         const latest = `${workflow.name}.${event.id}`;
-        await redis.set(debounceKey(prefix, workflow.name, debounce.key), latest, 'PX', debounce.ms + DEBOUNCE_KEY_MARGIN_MS);
+        await redis.set(debounceKey(deps.queuePrefix, workflow.name, debounce.key), latest, 'PX', debounce.ms + DEBOUNCE_KEY_MARGIN_MS);
       }
       await enqueueWorkflowJob(redis, queue, prefix, jobData);
     }
@@ -82,6 +91,11 @@ export function createDispatcher(targets: readonly DispatchTarget[], eventsQueue
         await lanes.takeTurn(job, token, eventsQueue, lane);
         const parsed = parseNotifyerPayload(job.data.payload);
         if (!parsed.ok) throw new Error(`job ${job.id} holds an invalid payload`);
+        if (await deps.olderShardsBusy({ ...parsed.event, receivedAt: job.data.receivedAt, firstContact: false, traceId: job.data.traceId })) {
+          // Still the head of its lane, so the phone's later events wait behind it.
+          await job.moveToDelayed(Date.now() + OLDER_SHARDS_RECHECK_MS, token);
+          throw new DelayedError();
+        }
         const firstContact = parsed.event.direction === 'incoming' && (await isFirstContact(parsed.event.phone, parsed.event.id));
         const event = { ...parsed.event, receivedAt: job.data.receivedAt, firstContact, traceId: job.data.traceId };
         await dispatch(job, event, new Set(fields.filter((field, index) => index > 0 && record[index] !== null)));

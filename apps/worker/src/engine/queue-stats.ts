@@ -1,4 +1,4 @@
-import { DEAD_LETTER_QUEUE, EVENTS_QUEUE, QUEUE_STATES, type Keyspace, type RedisClient, type workerMetrics } from '@replyflow/shared';
+import { DEAD_LETTER_QUEUE, EVENTS_QUEUE, QUEUE_STATES, type RedisClient, type workerMetrics } from '@replyflow/shared';
 
 // One round trip for every queue: counts by state and the age of the oldest
 // waiting job. BullMQ pushes new jobs on the left, so the oldest is at index -1.
@@ -31,35 +31,43 @@ export interface QueueStatsGroup {
   queues: { label: string; keyPrefix: string }[];
 }
 
+/** A shard this worker serves: its key prefix, and the metric label of each of its queues. */
+export interface ServedShard {
+  prefix: string;
+  label: (queue: string) => string;
+}
+
 /**
  * On one Redis, every queue in one script: one round trip. On Redis Cluster a
  * script may only touch one slot, so one script per shard (and one for the
  * dead-letter queue), run side by side.
  */
-export function queueStatsGroups(keyspace: Keyspace, shards: readonly number[], workflows: readonly string[], clustered: boolean): QueueStatsGroup[] {
-  const groups = shards.map((shard) => {
-    const prefix = keyspace.shards[shard]!;
-    return {
-      route: `${prefix}:${EVENTS_QUEUE}:meta`,
-      queues: [EVENTS_QUEUE, ...workflows].map((name) => ({ label: keyspace.queueLabel(name, shard), keyPrefix: `${prefix}:${name}:` })),
-    };
-  });
+export function queueStatsGroups(served: readonly ServedShard[], global: string, workflows: readonly string[], clustered: boolean): QueueStatsGroup[] {
+  const groups = served.map(({ prefix, label }) => ({
+    route: `${prefix}:${EVENTS_QUEUE}:meta`,
+    queues: [EVENTS_QUEUE, ...workflows].map((name) => ({ label: label(name), keyPrefix: `${prefix}:${name}:` })),
+  }));
   groups.push({
-    route: `${keyspace.global}:${DEAD_LETTER_QUEUE}:meta`,
-    queues: [{ label: DEAD_LETTER_QUEUE, keyPrefix: `${keyspace.global}:${DEAD_LETTER_QUEUE}:` }],
+    route: `${global}:${DEAD_LETTER_QUEUE}:meta`,
+    queues: [{ label: DEAD_LETTER_QUEUE, keyPrefix: `${global}:${DEAD_LETTER_QUEUE}:` }],
   });
   return clustered ? groups : [{ route: groups[0]!.route, queues: groups.flatMap((group) => group.queues) }];
+}
+
+/** Counts by state (QUEUE_STATES order) and the oldest waiting job's age in ms, for every queue of a group. */
+export function readQueueStats(redis: RedisClient, group: QueueStatsGroup): Promise<number[][]> {
+  return redis.eval(QUEUE_STATS_SCRIPT, 1, group.route, Date.now(), ...group.queues.map((q) => q.keyPrefix)) as Promise<number[][]>;
 }
 
 /**
  * Refreshes the queue gauges at most once a second, however often Prometheus
  * scrapes, and never on the job path.
  */
-export function queueStatsCollector(redis: RedisClient, groups: readonly QueueStatsGroup[], metrics: ReturnType<typeof workerMetrics>) {
+export function queueStatsCollector(redis: RedisClient, groups: () => readonly QueueStatsGroup[], metrics: ReturnType<typeof workerMetrics>) {
   let fetchedAt = 0;
   let pending: Promise<void> | undefined;
   const refreshGroup = async (group: QueueStatsGroup) => {
-    const rows = (await redis.eval(QUEUE_STATS_SCRIPT, 1, group.route, Date.now(), ...group.queues.map((q) => q.keyPrefix))) as number[][];
+    const rows = await readQueueStats(redis, group);
     rows.forEach((row, index) => {
       const queue = group.queues[index]!.label;
       QUEUE_STATES.forEach((state, column) => metrics.queueJobs.set({ queue, state }, row[column] ?? 0));
@@ -69,7 +77,7 @@ export function queueStatsCollector(redis: RedisClient, groups: readonly QueueSt
   return async (): Promise<void> => {
     if (Date.now() - fetchedAt < CACHE_MS) return pending;
     fetchedAt = Date.now();
-    pending = Promise.all(groups.map(refreshGroup)).then(
+    pending = Promise.all(groups().map(refreshGroup)).then(
       () => {},
       () => {},
     );

@@ -1,5 +1,5 @@
 import { EVENTS_QUEUE, type Config, type EventJobData, type Logger, type RedisClient, type WorkflowJobData, type workerMetrics } from '@replyflow/shared';
-import type { Workflow } from '@replyflow/workflow';
+import type { Workflow, WorkflowEvent } from '@replyflow/workflow';
 import { Queue, Worker, type WorkerOptions } from 'bullmq';
 import type { DeadLetters } from './dead-letter.js';
 import { createDispatcher } from './dispatcher.js';
@@ -10,7 +10,9 @@ export interface ShardDeps {
   redis: RedisClient;
   /** The shard's key prefix (keyspace.ts). */
   prefix: string;
-  config: Pick<Config, 'dedupeTtlSeconds' | 'maxAttempts' | 'backoffBaseMs'>;
+  config: Pick<Config, 'queuePrefix' | 'dedupeTtlSeconds' | 'maxAttempts' | 'backoffBaseMs'>;
+  /** True while an event's phone still has events in a retired layout's shards. */
+  olderShardsBusy: (event: WorkflowEvent) => Promise<boolean>;
   workflows: readonly Workflow[];
   /** Each workflow's shared rate limit, by workflow name. */
   rateLimits: ReadonlyMap<string, (() => Promise<void>) | undefined>;
@@ -33,6 +35,7 @@ export function startShard(deps: ShardDeps): { workers: Worker[]; queues: Queue[
     const runner = createWorkflowRunner(workflow, queue, {
       redis,
       prefix,
+      queuePrefix: config.queuePrefix,
       dedupeTtlSeconds: config.dedupeTtlSeconds,
       maxAttempts: config.maxAttempts,
       backoffBaseMs: config.backoffBaseMs,
@@ -55,11 +58,15 @@ export function startShard(deps: ShardDeps): { workers: Worker[]; queues: Queue[
   const dispatch = createDispatcher(targets, eventsQueue, {
     redis,
     prefix,
+    queuePrefix: config.queuePrefix,
+    olderShardsBusy: deps.olderShardsBusy,
     dedupeTtlSeconds: config.dedupeTtlSeconds,
     backoffBaseMs: config.backoffBaseMs,
     lanes,
     logger,
   });
   workers.push(new Worker(EVENTS_QUEUE, dispatch, options));
+  for (const worker of workers) worker.on('error', (error) => logger.warn({ err: error.message }, 'worker error'));
+  for (const queue of queues) queue.on('error', () => {});
   return { workers, queues };
 }

@@ -1,4 +1,5 @@
 import {
+  debounceKey,
   doneKey,
   maskPhone,
   parseNotifyerPayload,
@@ -19,7 +20,10 @@ import { createStepTools, SleepSignal } from './step-tools.js';
 
 export interface RunnerDeps {
   redis: RedisClient;
+  /** The shard's key prefix. */
   prefix: string;
+  /** QUEUE_PREFIX: keys that follow a phone rather than a shard. */
+  queuePrefix: string;
   dedupeTtlSeconds: number;
   maxAttempts: number;
   backoffBaseMs: number;
@@ -90,7 +94,7 @@ export function createWorkflowRunner(workflow: Workflow, queue: Queue<WorkflowJo
       const debounce = workflow.debounce?.(event);
       if (debounce) {
         await step.sleepUntil('debounce', event.receivedAt + debounce.ms);
-        if ((await redis.get(debounceKey(deps.prefix, name, debounce.key))) !== job.id) {
+        if ((await redis.get(debounceKey(deps.queuePrefix, name, debounce.key))) !== job.id) {
           log.info('a later event of the same key superseded this one (debounce)');
           await finish(job, token, false);
           return;
@@ -141,5 +145,3 @@ export function createWorkflowRunner(workflow: Workflow, queue: Queue<WorkflowJo
 
   return { process, onFailed };
 }
-
-export const debounceKey = (prefix: string, workflow: string, key: string) => `${prefix}:debounce:${workflow}:${key}`;

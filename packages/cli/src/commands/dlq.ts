@@ -1,4 +1,4 @@
-import { keyspaceOf, loadConfig, maskPhone, type AttemptRecord, type DeadLetterJobData } from '@replyflow/shared';
+import { loadConfig, ShardLayouts, maskPhone, type AttemptRecord, type DeadLetterJobData } from '@replyflow/shared';
 import type { Command } from 'commander';
 import { DeadLetters, type DeadLetterJob } from '../dead-letters.js';
 import { CommandFailedError, EXIT_USAGE } from '../errors.js';
@@ -51,7 +51,12 @@ export function registerDlq(program: Command): void {
 async function withDeadLetters(run: (deadLetters: DeadLetters) => Promise<void>): Promise<void> {
   const config = loadConfig('cli');
   const redis = await connectRedis(config);
-  const deadLetters = new DeadLetters(redis, keyspaceOf(config));
+  const keyspace = await ShardLayouts.read(redis, {
+    prefix: config.queuePrefix,
+    clustered: !!config.redisClusterNodes?.length,
+    wantedShards: config.queueShards,
+  });
+  const deadLetters = new DeadLetters(redis, keyspace);
   try {
     await run(deadLetters);
   } finally {
