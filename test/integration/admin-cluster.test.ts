@@ -5,6 +5,7 @@ import { Queue, Worker } from 'bullmq';
 import { loadFixture } from '../helpers/fixtures.js';
 import { freePort } from '../helpers/free-port.js';
 import { get, post, put } from '../helpers/http.js';
+import { startPipeline } from '../helpers/pipeline.js';
 import { startProcess, type AppProcess } from '../helpers/processes.js';
 import { startReceiver } from '../helpers/receiver.js';
 import { startRedisCluster } from '../helpers/redis-cluster.js';
@@ -38,7 +39,13 @@ function phonesCoveringShards(): string[] {
   return phones;
 }
 
-describe('queue dashboard on Redis Cluster', () => {
+async function listQueues(adminPort: number): Promise<BoardQueue[]> {
+  const res = await get(`http://127.0.0.1:${adminPort}/api/queues`, AUTH);
+  assert.equal(res.status, 200, res.body);
+  return res.json.queues as BoardQueue[];
+}
+
+describe('queue dashboard on Redis Cluster and sharded queues', () => {
   test('lists every shard\'s queues and the dead letters with the counts Redis holds, and retries a failed job on each master', async (t) => {
     const cluster = await startRedisCluster({ masters: 3, appendonly: false });
     const receiver = await startReceiver(() => ({ status: 400 }));
@@ -64,11 +71,7 @@ describe('queue dashboard on Redis Cluster', () => {
     apps.push(
       await startProcess('ingest', { ...env, PORT: String(port), WEBHOOK_SECRET: SECRET, ADMIN_PASSWORD: PASSWORD, ADMIN_PORT: String(adminPort) }),
     );
-    const boardQueues = async (onPort = adminPort): Promise<BoardQueue[]> => {
-      const res = await get(`http://127.0.0.1:${onPort}/api/queues`, AUTH);
-      assert.equal(res.status, 200, res.body);
-      return res.json.queues as BoardQueue[];
-    };
+    const boardQueues = (onPort = adminPort) => listQueues(onPort);
     const boardName = (prefix: string, name: string) => (prefix === keyspace.global ? name : `${prefix}:${name}`);
 
     // Before any worker or event: every shard's intake and the dead letters, under their hash-tagged prefixes.
@@ -181,5 +184,19 @@ describe('queue dashboard on Redis Cluster', () => {
       () => `the SCAN at start did not find every forward queue: ${found.join(', ')}`,
       100,
     );
+  });
+
+  test('with QUEUE_SHARDS=2 on one Redis: the shards\' intake queues hold the waiting events', async (t) => {
+    const adminPort = await freePort();
+    const p = await startPipeline({ worker: false, ingestEnv: { QUEUE_SHARDS: '2', ADMIN_PASSWORD: PASSWORD, ADMIN_PORT: String(adminPort) } });
+    t.after(() => p.stop());
+    const keyspace = createKeyspace('replyflow', 2, false);
+    const phone = '447701800001';
+    const body = { ...base, phone_number: phone, user_last_message_time: 1_910_000_000 };
+    assert.equal((await p.send(body)).status, 202);
+    const listed = await listQueues(adminPort);
+    assert.deepEqual(listed.map((queue) => queue.name).sort(), [...keyspace.shards.map((prefix) => `${prefix}:${EVENTS_QUEUE}`), DEAD_LETTER_QUEUE].sort());
+    const waiting = keyspace.shards.map((prefix) => listed.find((queue) => queue.name === `${prefix}:${EVENTS_QUEUE}`)!.counts.waiting);
+    assert.deepEqual(waiting, keyspace.shards.map((_, shard) => (shard === shardOfPhone(phone, 2) ? 1 : 0)));
   });
 });
