@@ -22,6 +22,10 @@ export function get(url: string, headers: OutgoingHttpHeaders = {}, timeoutMs = 
   return send('GET', url, headers, undefined, timeoutMs);
 }
 
+export function put(url: string, headers: OutgoingHttpHeaders = {}, timeoutMs = DEFAULT_TIMEOUT_MS): Promise<HttpResponse> {
+  return send('PUT', url, headers, undefined, timeoutMs);
+}
+
 function send(
   method: string,
   url: string,
