@@ -3,7 +3,7 @@ import type { AddressInfo } from 'node:net';
 import type { Server } from 'node:http';
 import { createBullBoard } from '@bull-board/api';
 import { ExpressAdapter } from '@bull-board/express';
-import { createRedis, keyspaceOf, type Config, type Logger } from '@replyflow/shared';
+import { createRedis, type Config, type Logger, type ShardLayouts } from '@replyflow/shared';
 import express, { type NextFunction, type Request, type RequestHandler, type Response } from 'express';
 import { DashboardQueues } from './dashboard-queues.js';
 
@@ -14,6 +14,7 @@ const REFRESH_INTERVAL_MS = 10_000;
 export interface AdminOptions {
   config: Pick<Config, 'redisUrl' | 'redisClusterNodes' | 'queueShards' | 'queuePrefix' | 'adminUser' | 'host' | 'adminPort'> & { adminPassword: string };
   logger: Logger;
+  layouts: ShardLayouts;
 }
 
 export interface AdminServer {
@@ -63,13 +64,14 @@ export function createAdminApp(options: { user: string; password: string; queues
  * bull-board on its own port. It uses its own Redis connection: the ingest's
  * fails fast so webhooks get a quick 503, while a page can wait for Redis.
  */
-export async function startAdminServer({ config, logger }: AdminOptions): Promise<AdminServer> {
+export async function startAdminServer({ config, logger, layouts }: AdminOptions): Promise<AdminServer> {
   const redis = createRedis(config, 'worker');
   redis.on('error', () => {});
   const serverAdapter = new ExpressAdapter().setBasePath('/');
   const board = createBullBoard({ queues: [], serverAdapter, options: { uiConfig: { boardTitle: 'replyflow' } } });
-  const queues = new DashboardQueues(redis, board, config.queuePrefix, keyspaceOf(config), logger);
+  const queues = new DashboardQueues(redis, board, config.queuePrefix, () => layouts.current, logger);
   queues.showAlwaysListed();
+  layouts.onChange(() => queues.showAlwaysListed());
   // In the background: neither a large keyspace nor an absent Redis may hold up the ingest's start.
   // Once ready: before that a Cluster client knows no nodes to SCAN.
   redis.once('ready', () => void queues.showStored().then(() => queues.refreshFromWorkers()));

@@ -35,14 +35,16 @@ export class DashboardQueues {
     private readonly redis: RedisClient,
     private readonly board: Board,
     private readonly queuePrefix: string,
-    private readonly keyspace: Keyspace,
+    /** The current shard layout: it changes with QUEUE_SHARDS (layouts.ts). */
+    private readonly keyspace: () => Keyspace,
     private readonly logger: Logger,
   ) {}
 
   /** The queues that exist as soon as anything runs: every shard's intake, and the dead letters. */
   showAlwaysListed(): void {
-    for (const prefix of this.keyspace.shards) this.show(prefix, EVENTS_QUEUE);
-    this.show(this.keyspace.global, DEAD_LETTER_QUEUE);
+    const keyspace = this.keyspace();
+    for (const prefix of keyspace.shards) this.show(prefix, EVENTS_QUEUE);
+    this.show(keyspace.global, DEAD_LETTER_QUEUE);
   }
 
   show(prefix: string, name: string): void {
@@ -54,9 +56,10 @@ export class DashboardQueues {
     this.queues.set(qualified, queue);
     // Shard queues share names across prefixes and the board keys queues by name,
     // so they keep their prefix there; the menu shows them as the metrics label them (`events@0`).
-    const displayPrefix = prefix === this.keyspace.global ? '' : `${prefix}:`;
-    const shard = this.keyspace.shards.indexOf(prefix);
-    const displayName = shard < 0 ? undefined : this.keyspace.queueLabel(name, shard);
+    const keyspace = this.keyspace();
+    const displayPrefix = prefix === keyspace.global ? '' : `${prefix}:`;
+    const shard = keyspace.shards.indexOf(prefix);
+    const displayName = shard < 0 ? undefined : keyspace.queueLabel(name, shard);
     this.board.addQueue(new BullMQAdapter(queue, { prefix: displayPrefix, displayName, ...adapterOptions(name) }));
   }
 

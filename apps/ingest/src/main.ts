@@ -73,7 +73,7 @@ runMain(async () => {
   });
   const { adminPassword } = config;
   // Without a password there is no dashboard at all, rather than one anyone can open.
-  const admin: AdminServer | undefined = adminPassword ? await startAdminServer({ config: { ...config, adminPassword }, logger }) : undefined;
+  const admin: AdminServer | undefined = adminPassword ? await startAdminServer({ config: { ...config, adminPassword }, logger, layouts }) : undefined;
   logger.info(
     { port: config.port, metricsPort: health.port, adminPort: admin?.port ?? null, signatureMode: config.signatureMode },
     'ingest listening',
