@@ -43,6 +43,8 @@ export interface ShardChangeResult {
   oldSeqAtSwitch: number;
   oldSeqAtEnd: number;
   switchMs: number;
+  /** Log lines of every process that mention a cross-slot error (Redis Cluster). */
+  crossSlotLines: string[];
 }
 
 /**
@@ -183,6 +185,7 @@ export async function runShardChange(options: ShardChangeOptions): Promise<Shard
       oldSeqAtSwitch,
       oldSeqAtEnd: await oldSeq(),
       switchMs,
+      crossSlotLines: apps.flatMap((app) => app.lines.filter((line) => line.includes('CROSSSLOT'))),
     };
   } finally {
     await Promise.allSettled(apps.map((app) => app.kill()));
@@ -219,6 +222,7 @@ export function assertShardChange(result: ShardChangeResult, total: number): voi
     assert.equal(res.status, 200, 'an event accepted before the change is a duplicate after it');
     assert.equal(res.json.status, 'duplicate');
   }
+  assert.deepEqual(result.crossSlotLines, []);
   assert.ok(result.acceptedByOldIngestAfterSwitch > 0, 'the old ingest kept taking webhooks after the change');
   assert.equal(result.oldSeqAtEnd, result.oldSeqAtSwitch, 'the old ingest added to the old shards after the change');
 }
