@@ -45,8 +45,10 @@ describe('Redis Cluster with sharded queues', () => {
             const headers = { 'content-type': 'application/json', 'x-webhook-signature': signatureHeader('token', body, SECRET) };
             let res = await post(url, body, headers);
             // A 503 (Redis slower than the 1 s store deadline, seen on a loaded machine) is retried, as Notifyer does.
-            for (let retry = 0; res.status === 503 && retry < 5; retry++) res = await post(url, body, headers);
-            assert.equal(res.status, 202, res.body);
+            // The store may have landed after its deadline: the retry is then a duplicate, answered 200.
+            let retries = 0;
+            for (; res.status === 503 && retries < 5; retries++) res = await post(url, body, headers);
+            assert.equal(res.status, retries > 0 && res.status === 200 ? 200 : 202, res.body);
           }),
         );
       }
