@@ -93,9 +93,13 @@ describe('Redis faults', () => {
     const p = await startPipeline({ worker: false, redis: { maxmemory: '3mb' } });
     try {
       const client = p.redis.client();
-      for (let i = 0; i < 200; i++) {
-        const full = await client.set(`filler:${i}`, 'x'.repeat(100_000)).then(() => false, () => true);
-        if (full) break;
+      // Large values first, then smaller ones: a refused 100 kB write can leave
+      // Redis just under its limit, with room for one small event after all.
+      for (const size of [100_000, 1_000, 50]) {
+        for (let i = 0; i < 5_000; i++) {
+          const full = await client.set(`filler:${size}:${i}`, 'x'.repeat(size)).then(() => false, () => true);
+          if (full) break;
+        }
       }
       const refused = await p.send(fresh());
       assert.equal(refused.status, 503, refused.body);

@@ -1,6 +1,6 @@
 import type { Cluster, Redis } from 'ioredis';
 
-export type RedisScript = (keys: readonly string[], args: readonly (string | number)[]) => Promise<unknown>;
+export type RedisScript = (keys: readonly string[], args: readonly (string | number | Buffer)[]) => Promise<unknown>;
 
 /**
  * A Lua script run by SHA (ioredis's defineCommand loads it on first use), so
@@ -8,6 +8,6 @@ export type RedisScript = (keys: readonly string[], args: readonly (string | num
  */
 export function defineScript(redis: Redis | Cluster, name: string, numberOfKeys: number, lua: string): RedisScript {
   if (!(name in redis)) redis.defineCommand(name, { numberOfKeys, lua });
-  const command = (redis as unknown as Record<string, (...args: (string | number)[]) => Promise<unknown>>)[name]!;
+  const command = (redis as unknown as Record<string, (...args: (string | number | Buffer)[]) => Promise<unknown>>)[name]!;
   return (keys, args) => command.call(redis, ...keys, ...args);
 }

@@ -1,0 +1,84 @@
+import assert from 'node:assert/strict';
+import { after, before, describe, test } from 'node:test';
+import { shardOwnerKey, EVENTS_QUEUE, type EventJobData } from '@replyflow/shared';
+import { Queue, Worker } from 'bullmq';
+import type { Redis } from 'ioredis';
+import { defineEnqueueScript, DUPLICATE, FENCED } from '../../apps/ingest/src/enqueue-script.js';
+import { loadFixture } from '../helpers/fixtures.js';
+import { startRedis, type RedisServer } from '../helpers/redis-server.js';
+
+const payload = loadFixture('incoming-text').json;
+const data = (phone: string): Omit<EventJobData, 'seq'> => ({ receivedAt: 1_800_000_000_000, traceId: 'trace', payload, phone });
+
+/** Every key of a queue prefix, with its type and content, minus what differs by nature (times, stream ids). */
+async function snapshot(redis: Redis, prefix: string): Promise<Record<string, unknown>> {
+  const keys = (await redis.keys(`${prefix}:*`)).sort();
+  const shot: Record<string, unknown> = {};
+  for (const key of keys) {
+    const name = key.slice(prefix.length);
+    const type = await redis.type(key);
+    if (type === 'hash') {
+      const { timestamp, ...fields } = await redis.hgetall(key);
+      shot[name] = { type, fields, hasTimestamp: timestamp !== undefined };
+    } else if (type === 'list') shot[name] = { type, items: await redis.lrange(key, 0, -1) };
+    else if (type === 'zset') shot[name] = { type, items: await redis.zrange(key, 0, -1, 'WITHSCORES') };
+    else if (type === 'stream') shot[name] = { type, entries: (await redis.xrange(key, '-', '+')).map(([, fields]) => fields) };
+    else shot[name] = { type, value: await redis.get(key) };
+  }
+  return shot;
+}
+
+describe('one script for claim and enqueue (apps/ingest/src/enqueue-script.ts)', () => {
+  let server: RedisServer;
+  let redis: Redis;
+  before(async () => {
+    server = await startRedis();
+    redis = server.client();
+  });
+  after(() => server.cleanup());
+
+  test("writes the job exactly as BullMQ's Queue.add does (guards BullMQ upgrades)", async () => {
+    const viaQueue = new Queue<EventJobData>(EVENTS_QUEUE, { connection: redis, prefix: 'a' });
+    const viaScript = new Queue<EventJobData>(EVENTS_QUEUE, { connection: redis, prefix: 'b' });
+    await Promise.all([viaQueue.waitUntilReady(), viaScript.waitUntilReady()]);
+    await redis.set(shardOwnerKey('b'), '1');
+    const enqueue = defineEnqueueScript(redis);
+    for (const [n, phone] of ['447700900001', '447700900002', '447700900001'].entries()) {
+      await viaQueue.add('event', { seq: n + 1, ...data(phone) }, { jobId: `id${n}`, removeOnComplete: true, removeOnFail: false });
+      assert.equal(await enqueue('b', 1, `id${n}`, data(phone)), `id${n}`);
+    }
+    const a = await snapshot(redis, 'a');
+    const b = await snapshot(redis, 'b');
+    // Our own keys (owner, sequence, lanes) exist only under b; every BullMQ key must match.
+    const ours = (name: string) => /^:(owner|seq|lane:)/.test(name);
+    const bullmqOfB = Object.fromEntries(Object.entries(b).filter(([name]) => !ours(name)));
+    assert.deepEqual(bullmqOfB, a);
+    assert.equal((b[':seq'] as { value: string }).value, '3');
+    assert.deepEqual((b[':lane:events:447700900001'] as { items: string[] }).items, ['id0', '1', 'id2', '3']);
+    const job = await viaScript.getJob('id2');
+    assert.equal(job?.data.seq, 3);
+    assert.deepEqual(job?.data.payload, payload);
+    await Promise.all([viaQueue.close(), viaScript.close()]);
+  });
+
+  test('a known event is a duplicate, a shard owned by another count is refused, and a BullMQ worker runs the job', async () => {
+    const enqueue = defineEnqueueScript(redis);
+    await redis.set(shardOwnerKey('c'), '2');
+    assert.equal(await enqueue('c', 1, 'e1', data('447700900003')), FENCED);
+    assert.equal(await redis.exists('c:events:e1', 'c:seq'), 0, 'a refused store writes nothing');
+    assert.equal(await enqueue('c', 2, 'e1', data('447700900003')), 'e1');
+    assert.equal(await enqueue('c', 2, 'e1', data('447700900003')), DUPLICATE);
+    await redis.hset('c:done:e2', '_', '1');
+    assert.equal(await enqueue('c', 2, 'e2', data('447700900003')), DUPLICATE, 'the done record answers after the job is gone');
+    const seen: EventJobData[] = [];
+    const connection = redis.duplicate({ maxRetriesPerRequest: null });
+    const worker = new Worker<EventJobData>(EVENTS_QUEUE, async (job) => void seen.push(job.data), { connection, prefix: 'c' });
+    await new Promise<void>((resolve) => worker.on('completed', () => resolve()));
+    await worker.close();
+    connection.disconnect();
+    assert.equal(seen.length, 1);
+    assert.equal(seen[0]!.seq, 1);
+    assert.equal(seen[0]!.phone, '447700900003');
+    assert.equal(await redis.exists('c:events:e1'), 0, 'removed on completion, as Queue.add asked');
+  });
+});
