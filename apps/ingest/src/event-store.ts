@@ -51,7 +51,7 @@ export class EventStore {
     private readonly keyspace: Keyspace,
     private readonly ackReplicas: number,
   ) {
-    this.claim = defineScript(redis, 'replyflowClaimEvent', 4, CLAIM_SCRIPT);
+    this.claim = defineScript(redis, 'replyflowClaimEvent', CLAIM_SCRIPT);
   }
 
   store(eventId: string, phone: string, data: Omit<EventJobData, 'seq' | 'phone'>): Promise<StoreOutcome> {

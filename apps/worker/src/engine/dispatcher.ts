@@ -1,8 +1,10 @@
 import {
+  addWorkflowJob,
   doneKey,
-  enqueueWorkflowJob,
+  jobKey,
   laneKey,
   parseNotifyerPayload,
+  workflowJobId,
   DISPATCHED_FIELD,
   EVENTS_QUEUE,
   type EventJobData,
@@ -12,9 +14,10 @@ import {
 } from '@replyflow/shared';
 import type { Workflow, WorkflowEvent } from '@replyflow/workflow';
 import { DelayedError, type Job, type Queue } from 'bullmq';
+import { debounceKey, stepsKey, type RunAttempt } from './attempt.js';
 import { backoffDelayMs } from './backoff.js';
-import type { Lanes } from './lanes.js';
-import { debounceKey, stepsKey } from './workflow-runner.js';
+import type { DeadLetters } from './dead-letter.js';
+import type { LaneExit, Lanes } from './lanes.js';
 
 const PHONE_MEMORY_SECONDS = 365 * 24 * 3600;
 const DEBOUNCE_KEY_MARGIN_MS = 60_000;
@@ -25,19 +28,23 @@ export interface DispatcherDeps {
   dedupeTtlSeconds: number;
   backoffBaseMs: number;
   lanes: Lanes;
+  deadLetters: DeadLetters;
   logger: Logger;
 }
 
 export interface DispatchTarget {
   workflow: Workflow;
   queue: Queue<WorkflowJobData>;
+  /** The workflow runner's attempt, for a first attempt run inline. */
+  runAttempt: RunAttempt;
 }
 
 /**
- * Turns each accepted event, in its phone's acceptance order, into one job per
- * matching workflow. Every step is idempotent, so a dispatch interrupted by a
- * crash is redone whole: lane entries use NX, jobs have fixed ids, and the done
- * record says which workflows already finished with the event.
+ * Turns each accepted event, in its phone's acceptance order, into work for
+ * every matching workflow: when the workflow's lane is free, its first attempt
+ * runs right here; otherwise, or when that attempt has to wait (a sleep, a
+ * retry, a debounce), a workflow job carries it on. Every step is idempotent,
+ * so a dispatch interrupted by a crash is redone whole (docs/design.md).
  */
 export function createDispatcher(targets: readonly DispatchTarget[], eventsQueue: Queue<EventJobData>, deps: DispatcherDeps) {
   const { redis, lanes, prefix } = deps;
@@ -48,11 +55,31 @@ export function createDispatcher(targets: readonly DispatchTarget[], eventsQueue
     return previous === null || previous === eventId;
   };
 
-  const dispatch = async (job: Job<EventJobData>, event: WorkflowEvent, finished: ReadonlySet<string>) => {
-    for (const { workflow, queue } of targets) {
+  /** Runs a workflow's first attempt in the dispatch; what has to wait goes on in a workflow job. */
+  const runInline = async (target: DispatchTarget, event: WorkflowEvent, data: WorkflowJobData, stored: Record<string, string>, exits: LaneExit[]) => {
+    const { workflow, queue } = target;
+    const jobId = workflowJobId(workflow.name, event.id);
+    const leave = (keepSteps: boolean) =>
+      exits.push({ queue, lane: data.lane, member: jobId, field: workflow.name, stepsKey: stepsKey(prefix, jobId), keepSteps });
+    await target.runAttempt(event, jobId, [], Promise.resolve(stored), {
+      finished: async () => void leave(false),
+      deadLettered: async (history) => {
+        await deps.deadLetters.add({ ...data, phone: event.phone, history });
+        leave(true);
+      },
+      sleeping: (wakeAt) => addWorkflowJob(queue, data, wakeAt - Date.now()),
+      retrying: (history, delayMs) => addWorkflowJob(queue, { ...data, history }, delayMs),
+    });
+  };
+
+  /** Returns the lanes of the workflows that finished inline, to leave with the intake lane. */
+  const dispatch = async (job: Job<EventJobData>, event: WorkflowEvent): Promise<LaneExit[]> => {
+    const exits: LaneExit[] = [];
+    for (const target of targets) {
+      const { workflow, queue } = target;
       if (!(workflow.match?.(event) ?? true)) continue;
-      if (finished.has(workflow.name)) continue;
-      const jobData: WorkflowJobData = {
+      const jobId = workflowJobId(workflow.name, event.id);
+      const data: WorkflowJobData = {
         eventId: event.id,
         workflow: workflow.name,
         receivedAt: job.data.receivedAt,
@@ -62,38 +89,45 @@ export function createDispatcher(targets: readonly DispatchTarget[], eventsQueue
         lane: laneKey(prefix, workflow.name, workflow.key?.(event) ?? event.phone),
         firstContact: event.firstContact,
       };
+      const seat = await lanes.join({
+        lane: data.lane,
+        member: jobId,
+        seq: data.seq,
+        jobKey: jobKey(prefix, workflow.name, jobId),
+        doneKey: doneKey(prefix, event.id),
+        field: workflow.name,
+        stepsKey: stepsKey(prefix, jobId),
+      });
+      if (seat.state === 'finished' || seat.state === 'queued') continue;
       const debounce = workflow.debounce?.(event);
       if (debounce) {
-        const latest = `${workflow.name}.${event.id}`;
-        await redis.set(debounceKey(prefix, workflow.name, debounce.key), latest, 'PX', debounce.ms + DEBOUNCE_KEY_MARGIN_MS);
+        await redis.set(debounceKey(prefix, workflow.name, debounce.key), jobId, 'PX', debounce.ms + DEBOUNCE_KEY_MARGIN_MS);
       }
-      await enqueueWorkflowJob(redis, queue, prefix, jobData);
+      // A debounced event always waits for later ones: no use trying it now.
+      if (seat.state === 'head' && !debounce) await runInline(target, event, data, seat.stored, exits);
+      else await addWorkflowJob(queue, data);
     }
+    return exits;
   };
 
   return async (job: Job<EventJobData>, token?: string): Promise<void> => {
     const lane = laneKey(prefix, EVENTS_QUEUE, job.data.phone);
     const done = doneKey(prefix, job.id!);
     try {
-      // One read of the done record: dispatched already, and which workflows have finished with the event.
-      const fields = [DISPATCHED_FIELD, ...targets.map((target) => target.workflow.name)];
-      const record = await redis.hmget(done, ...fields);
-      if (record[0] === null) {
+      let inlineExits: LaneExit[] = [];
+      if ((await redis.hget(done, DISPATCHED_FIELD)) === null) {
         await lanes.takeTurn(job, token, eventsQueue, lane);
         const parsed = parseNotifyerPayload(job.data.payload);
         if (!parsed.ok) throw new Error(`job ${job.id} holds an invalid payload`);
         const firstContact = parsed.event.direction === 'incoming' && (await isFirstContact(parsed.event.phone, parsed.event.id));
         const event = { ...parsed.event, receivedAt: job.data.receivedAt, firstContact, traceId: job.data.traceId };
-        await dispatch(job, event, new Set(fields.filter((field, index) => index > 0 && record[index] !== null)));
+        inlineExits = await dispatch(job, event);
       }
       // Also for a second job of an already dispatched event (two deliveries racing at the ingest).
-      await lanes.finish(job, token, eventsQueue, lane, {
-        doneKey: done,
-        field: DISPATCHED_FIELD,
-        ttlSeconds: deps.dedupeTtlSeconds,
-        stepsKey: stepsKey(prefix, job.id!),
-        keepSteps: false,
-      });
+      await lanes.finish(job, token, eventsQueue, done, deps.dedupeTtlSeconds, [
+        ...inlineExits,
+        { queue: eventsQueue, lane, member: job.id!, field: DISPATCHED_FIELD, stepsKey: stepsKey(prefix, job.id!), keepSteps: false },
+      ]);
     } catch (error) {
       if (error instanceof DelayedError) throw error;
       // Dispatch fails only when Redis does: try again, never give the event up.

@@ -48,7 +48,7 @@ export function startShard(deps: ShardDeps): { workers: Worker[]; queues: Queue[
       runner.onFailed(job, error).catch((e: Error) => logger.error({ jobId: job.id, err: e.message }, 'could not dead-letter a failed job'));
     });
     workers.push(worker);
-    return { workflow, queue };
+    return { workflow, queue, runAttempt: runner.runAttempt };
   });
   const eventsQueue = new Queue<EventJobData>(EVENTS_QUEUE, { connection: redis, prefix });
   queues.push(eventsQueue);
@@ -58,6 +58,7 @@ export function startShard(deps: ShardDeps): { workers: Worker[]; queues: Queue[
     dedupeTtlSeconds: config.dedupeTtlSeconds,
     backoffBaseMs: config.backoffBaseMs,
     lanes,
+    deadLetters: deps.deadLetters,
     logger,
   });
   workers.push(new Worker(EVENTS_QUEUE, dispatch, options));
