@@ -1,5 +1,6 @@
 import {
   addWorkflowJob,
+  defineScript,
   doneKey,
   jobKey,
   laneKey,
@@ -9,6 +10,7 @@ import {
   EVENTS_QUEUE,
   type EventJobData,
   type Logger,
+  type NotifyerEvent,
   type RedisClient,
   type WorkflowJobData,
 } from '@replyflow/shared';
@@ -21,6 +23,20 @@ import type { LaneExit, Lanes } from './lanes.js';
 
 const PHONE_MEMORY_SECONDS = 365 * 24 * 3600;
 const DEBOUNCE_KEY_MARGIN_MS = 60_000;
+
+// The dispatcher's first round trip, for the common case of an event that
+// heads its intake lane: 'dispatched' (the done record says so), 'wait' (not
+// the head: Lanes.takeTurn decides), or 'head' and whether this is the phone's
+// first contact. The first-contact SET keeps the event id, so a redone
+// dispatch agrees; it happens only at the head, in acceptance order.
+// KEYS: done record, intake lane, the phone's first-contact key.
+// ARGV: event id, 1 when the event is incoming, how long a phone is remembered.
+const TURN_SCRIPT = `
+if redis.call('HEXISTS', KEYS[1], '${DISPATCHED_FIELD}') == 1 then return {'dispatched'} end
+if redis.call('ZRANGE', KEYS[2], 0, 0)[1] ~= ARGV[1] then return {'wait'} end
+if ARGV[2] ~= '1' then return {'head', 0} end
+local previous = redis.call('SET', KEYS[3], ARGV[1], 'NX', 'GET', 'EX', ARGV[3])
+return {'head', (not previous or previous == ARGV[1]) and 1 or 0}`;
 
 export interface DispatcherDeps {
   redis: RedisClient;
@@ -48,11 +64,21 @@ export interface DispatchTarget {
  */
 export function createDispatcher(targets: readonly DispatchTarget[], eventsQueue: Queue<EventJobData>, deps: DispatcherDeps) {
   const { redis, lanes, prefix } = deps;
+  const turnScript = defineScript(redis, 'replyflowDispatchTurn', TURN_SCRIPT);
 
-  /** The first incoming event from a phone; the SET keeps the event id, so a redone dispatch agrees. */
-  const isFirstContact = async (phone: string, eventId: string): Promise<boolean> => {
-    const previous = await redis.call('SET', `${prefix}:phone:${phone}`, eventId, 'NX', 'GET', 'EX', PHONE_MEMORY_SECONDS);
-    return previous === null || previous === eventId;
+  /**
+   * Undefined when the event was dispatched already; otherwise, once it heads
+   * its intake lane (parking it until then), whether it is the phone's first contact.
+   */
+  const takeTurn = async (job: Job<EventJobData>, token: string | undefined, lane: string, event: NotifyerEvent) => {
+    const incoming = event.direction === 'incoming';
+    const keys = [doneKey(prefix, job.id!), lane, `${prefix}:phone:${event.phone}`];
+    const turn = (await turnScript(keys, [job.id!, incoming ? 1 : 0, PHONE_MEMORY_SECONDS])) as [string, number?];
+    if (turn[0] === 'dispatched') return undefined;
+    if (turn[0] === 'head') return turn[1] === 1;
+    await lanes.takeTurn(job, token, eventsQueue, lane);
+    const again = (await turnScript(keys, [job.id!, incoming ? 1 : 0, PHONE_MEMORY_SECONDS])) as [string, number?];
+    return again[0] === 'dispatched' ? undefined : again[1] === 1;
   };
 
   /** Runs a workflow's first attempt in the dispatch; what has to wait goes on in a workflow job. */
@@ -114,14 +140,12 @@ export function createDispatcher(targets: readonly DispatchTarget[], eventsQueue
     const lane = laneKey(prefix, EVENTS_QUEUE, job.data.phone);
     const done = doneKey(prefix, job.id!);
     try {
+      const parsed = parseNotifyerPayload(job.data.payload);
+      if (!parsed.ok) throw new Error(`job ${job.id} holds an invalid payload`);
+      const firstContact = await takeTurn(job, token, lane, parsed.event);
       let inlineExits: LaneExit[] = [];
-      if ((await redis.hget(done, DISPATCHED_FIELD)) === null) {
-        await lanes.takeTurn(job, token, eventsQueue, lane);
-        const parsed = parseNotifyerPayload(job.data.payload);
-        if (!parsed.ok) throw new Error(`job ${job.id} holds an invalid payload`);
-        const firstContact = parsed.event.direction === 'incoming' && (await isFirstContact(parsed.event.phone, parsed.event.id));
-        const event = { ...parsed.event, receivedAt: job.data.receivedAt, firstContact, traceId: job.data.traceId };
-        inlineExits = await dispatch(job, event);
+      if (firstContact !== undefined) {
+        inlineExits = await dispatch(job, { ...parsed.event, receivedAt: job.data.receivedAt, firstContact, traceId: job.data.traceId });
       }
       // Also for a second job of an already dispatched event (two deliveries racing at the ingest).
       await lanes.finish(job, token, eventsQueue, done, deps.dedupeTtlSeconds, [

@@ -12,18 +12,21 @@ const ABANDONED_AFTER_MS = 10_000;
 // another worker re-runs this one. A job BullMQ has failed holds no lock and
 // leaves with an empty token. One exit per lane: a workflow job leaves its
 // own; the dispatcher leaves the intake lane and, with the same lock, the lanes
-// of the workflows it ran inline. Returns each lane's new head ('' if none).
-// KEYS: lock, done record, then per exit its lane and steps hash.
+// of the workflows it ran inline. Returns each lane's new head if it is parked
+// in its queue's delayed set, else '': a head that is waiting or running needs
+// no promotion, and BullMQ answers a needless one with an error.
+// KEYS: lock, done record, then per exit its lane, steps hash and queue's delayed set.
 // ARGV: token, ttl, then per exit its member, done field and keep steps (1/0).
 const LEAVE_SCRIPT = `
 if ARGV[1] ~= '' and redis.call('GET', KEYS[1]) ~= ARGV[1] then return false end
 local heads = {}
-for i = 1, (#KEYS - 2) / 2 do
-  local lane, steps = KEYS[2 * i + 1], KEYS[2 * i + 2]
+for i = 1, (#KEYS - 2) / 3 do
+  local lane, steps, delayed = KEYS[3 * i], KEYS[3 * i + 1], KEYS[3 * i + 2]
   redis.call('HSET', KEYS[2], ARGV[3 * i + 1], '1')
   if ARGV[3 * i + 2] == '1' then redis.call('EXPIRE', steps, ARGV[2]) else redis.call('DEL', steps) end
   redis.call('ZREM', lane, ARGV[3 * i])
-  heads[i] = redis.call('ZRANGE', lane, 0, 0)[1] or ''
+  local head = redis.call('ZRANGE', lane, 0, 0)[1]
+  heads[i] = (head and redis.call('ZSCORE', delayed, head)) and head or ''
 end
 redis.call('EXPIRE', KEYS[2], ARGV[2])
 return heads`;
@@ -111,7 +114,7 @@ export class Lanes {
   async finish(job: Job, token: string | undefined, queue: Queue, doneKey: string, ttlSeconds: number, exits: readonly LaneExit[]): Promise<void> {
     const lockKey = `${jobKey(this.prefix, queue.name, job.id!)}:lock`;
     const heads = (await this.leave(
-      [lockKey, doneKey, ...exits.flatMap((exit) => [exit.lane, exit.stepsKey])],
+      [lockKey, doneKey, ...exits.flatMap((exit) => [exit.lane, exit.stepsKey, exit.queue.keys.delayed!])],
       [token ?? '', ttlSeconds, ...exits.flatMap((exit) => [exit.member, exit.field, exit.keepSteps ? 1 : 0])],
     )) as string[] | null;
     await Promise.all((heads ?? []).map((head, index) => (head ? this.promote(exits[index]!.queue, head) : undefined)));
