@@ -41,6 +41,11 @@ runMain(async () => {
   const metrics = workerMetrics(registry, names, [...queueLabels, DEAD_LETTER_QUEUE], limits);
 
   const redis = createRedis(config, 'worker');
+  // The engine's own commands (lanes, steps, rate limits) on a connection of
+  // their own: BullMQ defines its few dozen scripts on the connection it is
+  // given, and ioredis copies every defined script into each auto-pipeline
+  // batch, which was the top ioredis cost in the worker's profile.
+  const engineRedis = createRedis(config, 'worker');
   // Workers only warn: REQUIRE_SAFE_REDIS guards what the ingest acknowledges.
   const redisHealth = monitorRedis(redis, { logger, redisUp: metrics.redisUp, whenDown: 'reconnecting', refuseEviction: false });
   const deadLetters = new DeadLetters(redis, keyspace.global);
@@ -67,12 +72,12 @@ runMain(async () => {
     workflows.map((workflow) => {
       const limit = workflow.rateLimit;
       if (!limit) return [workflow.name, undefined] as const;
-      const limiter = new RateLimiter(redis, `${keyspace.global}:ratelimit:${limit.name}`, limit.perSecond);
+      const limiter = new RateLimiter(engineRedis, `${keyspace.global}:ratelimit:${limit.name}`, limit.perSecond);
       return [workflow.name, () => waitForSlot(limiter, () => metrics.rateLimited.inc({ limit: limit.name }))] as const;
     }),
   );
   const shards = (targetsExist(workflows, logger) ? config.workerShards : []).map((shard) =>
-    startShard({ redis, prefix: keyspace.shards[shard]!, config, workflows, rateLimits, deadLetters, metrics, logger, workerOptions }),
+    startShard({ redis: engineRedis, prefix: keyspace.shards[shard]!, config, workflows, rateLimits, deadLetters, metrics, logger, workerOptions }),
   );
   const workers = shards.flatMap((shard) => shard.workers);
   const queues = shards.flatMap((shard) => shard.queues);
@@ -90,6 +95,6 @@ runMain(async () => {
     await Promise.all(queues.map((queue) => queue.close()));
     await deadLetters.close();
     await agent.close();
-    await redis.quit().catch(() => redis.disconnect());
+    await Promise.all([redis, engineRedis].map((client) => client.quit().catch(() => client.disconnect())));
   });
 });

@@ -7,6 +7,7 @@ import { Lanes } from './lanes.js';
 import { createWorkflowRunner, type WorkflowJob } from './workflow-runner.js';
 
 export interface ShardDeps {
+  /** The engine's connection; BullMQ's is workerOptions.connection. */
   redis: RedisClient;
   /** The shard's key prefix (keyspace.ts). */
   prefix: string;
@@ -28,7 +29,7 @@ export function startShard(deps: ShardDeps): { workers: Worker[]; queues: Queue[
   const queues: Queue[] = [];
   const workers: Worker[] = [];
   const targets = deps.workflows.map((workflow) => {
-    const queue = new Queue<WorkflowJobData>(workflow.name, { connection: redis, prefix });
+    const queue = new Queue<WorkflowJobData>(workflow.name, { connection: options.connection, prefix });
     queues.push(queue);
     const runner = createWorkflowRunner(workflow, queue, {
       redis,
@@ -50,7 +51,7 @@ export function startShard(deps: ShardDeps): { workers: Worker[]; queues: Queue[
     workers.push(worker);
     return { workflow, queue, runAttempt: runner.runAttempt };
   });
-  const eventsQueue = new Queue<EventJobData>(EVENTS_QUEUE, { connection: redis, prefix });
+  const eventsQueue = new Queue<EventJobData>(EVENTS_QUEUE, { connection: options.connection, prefix });
   queues.push(eventsQueue);
   const dispatch = createDispatcher(targets, eventsQueue, {
     redis,
