@@ -2,7 +2,7 @@ import { maskPhone, PermanentError, RetryAfterError, type AttemptRecord, type Lo
 import type { Workflow, WorkflowEvent } from '@replyflow/workflow';
 import { DelayedError } from 'bullmq';
 import { backoffDelayMs } from './backoff.js';
-import { createStepTools, SleepSignal } from './step-tools.js';
+import { createStepTools, SleepSignal, type DurableSteps } from './step-tools.js';
 
 export interface AttemptDeps {
   redis: RedisClient;
@@ -69,8 +69,9 @@ export function createAttempts(workflow: Workflow, deps: AttemptDeps) {
     const log = deps.logger.child({ eventId: event.id, workflow: name });
     const attempt = history.length + 1;
     const timer = metrics.jobDuration.startTimer({ workflow: name });
+    let step: DurableSteps | undefined;
     try {
-      const step = await createStepTools({ redis, stepsKey: stepsKey(deps.prefix, jobId), beforeRun: deps.rateLimit, stored });
+      step = await createStepTools({ redis, stepsKey: stepsKey(deps.prefix, jobId), beforeRun: deps.rateLimit, stored });
       const debounce = workflow.debounce?.(event);
       if (debounce) {
         await step.sleepUntil('debounce', event.receivedAt + debounce.ms);
@@ -88,6 +89,8 @@ export function createAttempts(workflow: Workflow, deps: AttemptDeps) {
       log.info({ attempt, phone: maskPhone(event.phone) }, 'workflow completed');
       return 'settled';
     } catch (error) {
+      // Whatever goes on later must find every finished step stored.
+      await step?.flush();
       if (error instanceof SleepSignal) {
         await settle.sleeping(error.wakeAt);
         return 'waiting';
