@@ -21,8 +21,12 @@ export interface AttemptDeps {
  * what still waits to a new workflow job. Each resolves once it is stored.
  */
 export interface Settlement {
-  /** Completed, or superseded by a later event (debounce): record it and leave the lane. */
-  finished(): Promise<void>;
+  /**
+   * Completed, or superseded by a later event (debounce): record it and leave
+   * the lane. `storeSteps` writes the last step's result, which finishing
+   * deletes anyway: needed only by a caller that does more before finishing.
+   */
+  finished(storeSteps: () => Promise<void>): Promise<void>;
   /** Store the entry, then leave the lane keeping the steps, so a replay resumes after the last finished one. */
   deadLettered(history: AttemptRecord[]): Promise<void>;
   /** A durable sleep: come back at `wakeAt`, keeping the lane. */
@@ -77,13 +81,13 @@ export function createAttempts(workflow: Workflow, deps: AttemptDeps) {
         await step.sleepUntil('debounce', event.receivedAt + debounce.ms);
         if ((await redis.get(debounceKey(deps.prefix, name, debounce.key))) !== jobId) {
           log.info('a later event of the same key superseded this one (debounce)');
-          await settle.finished();
+          await settle.finished(step.flush);
           return 'settled';
         }
       }
       await workflow.run(event, step);
       timer();
-      await settle.finished();
+      await settle.finished(step.flush);
       metrics.jobs.inc({ workflow: name, outcome: 'completed' });
       metrics.eventLag.observe({ workflow: name }, (Date.now() - event.receivedAt) / 1000);
       log.info({ attempt, phone: maskPhone(event.phone) }, 'workflow completed');

@@ -81,14 +81,22 @@ export function createDispatcher(targets: readonly DispatchTarget[], eventsQueue
     return again[0] === 'dispatched' ? undefined : again[1] === 1;
   };
 
-  /** Runs a workflow's first attempt in the dispatch; what has to wait goes on in a workflow job. */
+  /**
+   * Runs a workflow's first attempt in the dispatch; what has to wait goes on
+   * in a workflow job. Resolves with what stores the last step's result of a
+   * completed attempt, for the caller to run before anything else goes out.
+   */
   const runInline = async (target: DispatchTarget, event: WorkflowEvent, data: WorkflowJobData, stored: Record<string, string>, exits: LaneExit[]) => {
     const { workflow, queue } = target;
     const jobId = workflowJobId(workflow.name, event.id);
     const leave = (keepSteps: boolean) =>
       exits.push({ queue, lane: data.lane, member: jobId, field: workflow.name, stepsKey: stepsKey(prefix, jobId), keepSteps });
+    let storeSteps: (() => Promise<void>) | undefined;
     await target.runAttempt(event, jobId, [], Promise.resolve(stored), {
-      finished: async () => void leave(false),
+      finished: async (store) => {
+        leave(false);
+        storeSteps = store;
+      },
       deadLettered: async (history) => {
         await deps.deadLetters.add({ ...data, phone: event.phone, history });
         leave(true);
@@ -96,11 +104,16 @@ export function createDispatcher(targets: readonly DispatchTarget[], eventsQueue
       sleeping: (wakeAt) => addWorkflowJob(queue, data, wakeAt - Date.now()),
       retrying: (history, delayMs) => addWorkflowJob(queue, { ...data, history }, delayMs),
     });
+    return storeSteps;
   };
 
   /** Returns the lanes of the workflows that finished inline, to leave with the intake lane. */
   const dispatch = async (job: Job<EventJobData>, event: WorkflowEvent): Promise<LaneExit[]> => {
     const exits: LaneExit[] = [];
+    // A finished workflow's last result waits for the finishing script, which
+    // deletes it, unless another runs inline first: a crash during that one
+    // must not repeat this one's step too.
+    let storeFinishedSteps: (() => Promise<void>) | undefined;
     for (const target of targets) {
       const { workflow, queue } = target;
       if (!(workflow.match?.(event) ?? true)) continue;
@@ -130,8 +143,10 @@ export function createDispatcher(targets: readonly DispatchTarget[], eventsQueue
         await redis.set(debounceKey(prefix, workflow.name, debounce.key), jobId, 'PX', debounce.ms + DEBOUNCE_KEY_MARGIN_MS);
       }
       // A debounced event always waits for later ones: no use trying it now.
-      if (seat.state === 'head' && !debounce) await runInline(target, event, data, seat.stored, exits);
-      else await addWorkflowJob(queue, data);
+      if (seat.state === 'head' && !debounce) {
+        await storeFinishedSteps?.();
+        storeFinishedSteps = await runInline(target, event, data, seat.stored, exits);
+      } else await addWorkflowJob(queue, data);
     }
     return exits;
   };
