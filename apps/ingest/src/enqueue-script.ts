@@ -34,13 +34,12 @@ ARGV[2] = '{"seq":' .. claimedSeq .. ',' .. string.sub(ARGV[2], 2)
 `;
 
 const JOB_NAME = 'event';
-const SCRIPT_KEYS = addStandardJob.keys + 5;
 
 export type EnqueueScript = (shardPrefix: string, shardCount: number, eventId: string, data: Omit<EventJobData, 'seq'>) => Promise<string | number>;
 
 /** Claim and add in one script: returns the job id, DUPLICATE or FENCED. */
 export function defineEnqueueScript(redis: RedisClient): EnqueueScript {
-  const run = defineScript(redis, 'replyflowEnqueueEvent', SCRIPT_KEYS, CLAIM_PREFIX + addStandardJob.content);
+  const run = defineScript(redis, 'replyflowEnqueueEvent', CLAIM_PREFIX + addStandardJob.content);
   const queueKeys = new Map<string, Record<string, string>>();
   const keysOf = (shardPrefix: string) => {
     let keys = queueKeys.get(shardPrefix);

@@ -20,7 +20,7 @@ import { createHttpAgent } from './engine/http-post.js';
 import { loadWorkflows } from './engine/load-workflows.js';
 import { queueStatsCollector, queueStatsGroups } from './engine/queue-stats.js';
 import { RateLimiter, waitForSlot } from './engine/rate-limit.js';
-import { olderShardsCheck, watchDrain } from './engine/layout-drain.js';
+import { olderShardsCheck, rememberedInOlderShards, watchDrain } from './engine/layout-drain.js';
 import { startShard } from './engine/shard.js';
 import { ShardSet } from './engine/shard-set.js';
 
@@ -45,6 +45,11 @@ runMain(async () => {
   const metrics = workerMetrics(registry, names, [...queueLabels, DEAD_LETTER_QUEUE], limits);
 
   const redis = createRedis(config, 'worker');
+  // The engine's own commands (lanes, steps, rate limits) on a connection of
+  // their own: BullMQ defines its few dozen scripts on the connection it is
+  // given, and ioredis copies every defined script into each auto-pipeline
+  // batch, which was the top ioredis cost in the worker's profile.
+  const engineRedis = createRedis(config, 'worker');
   // Workers only warn: REQUIRE_SAFE_REDIS guards what the ingest acknowledges.
   const redisHealth = monitorRedis(redis, { logger, redisUp: metrics.redisUp, whenDown: 'reconnecting', refuseEviction: false });
   const deadLetters = new DeadLetters(redis, keyspace.global);
@@ -79,14 +84,14 @@ runMain(async () => {
     workflows.map((workflow) => {
       const limit = workflow.rateLimit;
       if (!limit) return [workflow.name, undefined] as const;
-      const limiter = new RateLimiter(redis, `${keyspace.global}:ratelimit:${limit.name}`, limit.perSecond);
+      const limiter = new RateLimiter(engineRedis, `${keyspace.global}:ratelimit:${limit.name}`, limit.perSecond);
       return [workflow.name, () => waitForSlot(limiter, () => metrics.rateLimited.inc({ limit: limit.name }))] as const;
     }),
   );
   if (targetsExist(workflows, logger)) {
     const start = (prefix: string) =>
       startShard({
-        redis,
+        redis: engineRedis,
         prefix,
         config,
         workflows,
@@ -95,12 +100,13 @@ runMain(async () => {
         metrics,
         logger,
         workerOptions,
-        olderShardsBusy: olderShardsCheck(redis, layouts, workflows, prefix),
+        olderShardsBusy: olderShardsCheck(engineRedis, layouts, workflows, prefix),
+        rememberedInOlderShards: rememberedInOlderShards(engineRedis, layouts),
       });
     shardSet = new ShardSet({ layouts, configuredShards: config.queueShards, pinnedShards: config.workerShards, start, logger });
     await shardSet.sync();
   }
-  const drainWatch = watchDrain(redis, layouts, names, clustered, logger);
+  const drainWatch = watchDrain(engineRedis, layouts, names, clustered, logger);
   logger.info(
     { metricsPort: health.port, concurrency: config.workerConcurrency, workflows: names, shards: config.workerShards },
     'worker started',
@@ -114,6 +120,6 @@ runMain(async () => {
     redisHealth.stop();
     await deadLetters.close();
     await agent.close();
-    await redis.quit().catch(() => redis.disconnect());
+    await Promise.all([redis, engineRedis].map((client) => client.quit().catch(() => client.disconnect())));
   });
 });

@@ -57,10 +57,9 @@ export function keyspaceOf(config: { queuePrefix: string; queueShards: number; r
   return createKeyspace(config.queuePrefix, config.queueShards, (config.redisClusterNodes?.length ?? 0) > 0);
 }
 
-/**
- * Keys that follow a phone (or a workflow's ordering key) rather than a shard:
- * tagged by the key itself, so they spread over a cluster's slots and stay
- * where they are when QUEUE_SHARDS changes.
- */
-export const phoneMemoryKey = (prefix: string, phone: string): string => `${prefix}:phone:{${phone}}`;
+/** How long a phone is remembered for first contact. */
+export const PHONE_MEMORY_SECONDS = 365 * 24 * 3600;
+/** The phone's first-contact record, in its shard (the dispatcher sets it in the same script as its turn check). */
+export const phoneMemoryKey = (shardPrefix: string, phone: string): string => `${shardPrefix}:phone:${phone}`;
+/** Debounce markers follow the workflow's key, not a shard, so a change of QUEUE_SHARDS does not split them. */
 export const debounceKey = (prefix: string, workflow: string, key: string): string => `${prefix}:debounce:${workflow}:{${key}}`;

@@ -1,5 +1,5 @@
 import { randomUUID } from 'node:crypto';
-import { createKeyspace, type Keyspace } from './keyspace.js';
+import { createKeyspace, PHONE_MEMORY_SECONDS, type Keyspace } from './keyspace.js';
 import type { Logger } from './logger.js';
 import { withDeadline, type RedisClient } from './redis.js';
 import { defineScript, type RedisScript } from './redis-script.js';
@@ -40,7 +40,7 @@ const SWITCH_LOCK_MS = 10_000;
 /** A Redis that does not answer at start does not hold the process up: it uses its own count meanwhile. */
 const OPEN_WAIT_MS = 5000;
 
-// KEYS: record. ARGV: wanted shard count, now (ms), dedupe window (ms).
+// KEYS: record. ARGV: wanted shard count, now (ms), how long a retired count is kept (ms).
 // Another change may start only once the previous one has drained: a phone's
 // events then span at most two shard counts, the current and one retired.
 const SWITCH_SCRIPT = `
@@ -111,8 +111,8 @@ export class ShardLayouts {
   ) {
     this.currentKeyspace = this.keyspace(options.wantedShards);
     this.recordKey = layoutRecordKey(this.currentKeyspace.global);
-    this.switchLayout = defineScript(redis, 'replyflowSwitchLayout', 1, SWITCH_SCRIPT);
-    this.markDrainedScript = defineScript(redis, 'replyflowLayoutDrained', 1, DRAINED_SCRIPT);
+    this.switchLayout = defineScript(redis, 'replyflowSwitchLayout', SWITCH_SCRIPT);
+    this.markDrainedScript = defineScript(redis, 'replyflowLayoutDrained', DRAINED_SCRIPT);
   }
 
   /**
@@ -141,9 +141,12 @@ export class ShardLayouts {
     return this.currentKeyspace;
   }
 
-  /** Earlier shard counts whose done records may still answer for a redelivered event. */
-  retired(): Keyspace[] {
-    const windowStart = Date.now() - this.options.dedupeTtlSeconds * 1000;
+  /**
+   * Earlier shard counts retired within the window (by default the dedupe
+   * window: their done records may still answer for a redelivered event).
+   */
+  retired(withinSeconds = this.options.dedupeTtlSeconds): Keyspace[] {
+    const windowStart = Date.now() - withinSeconds * 1000;
     return this.retiredLayouts.filter((r) => r.layout.retiredAt > windowStart).map((r) => r.keyspace);
   }
 
@@ -204,7 +207,8 @@ export class ShardLayouts {
       const stamped = [this.keyspace(wantedShards), ...(record ? [this.keyspace(record.shards)] : [])].flatMap((k) => k.shards);
       // Stamps first: from here on, a process on the old count cannot add to any of these shards.
       await Promise.all(stamped.map((shard) => this.redis.set(shardOwnerKey(shard), String(wantedShards))));
-      const [outcome, encoded] = (await this.switchLayout([this.recordKey], [wantedShards, Date.now(), this.options.dedupeTtlSeconds * 1000])) as [string, string];
+      const keptMs = Math.max(this.options.dedupeTtlSeconds, PHONE_MEMORY_SECONDS) * 1000;
+      const [outcome, encoded] = (await this.switchLayout([this.recordKey], [wantedShards, Date.now(), keptMs])) as [string, string];
       if (outcome === 'switched') logger.warn({ from: record?.shards, to: wantedShards }, 'QUEUE_SHARDS changed: new events go to the new shards, the old ones drain first');
       this.pendingSwitch = false;
       this.apply(encoded);

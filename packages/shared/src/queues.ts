@@ -77,9 +77,14 @@ export const DISPATCHED_FIELD = '_';
  * Both steps are idempotent, so a dispatch that crashed half-way is simply redone.
  */
 export async function enqueueWorkflowJob(redis: Redis | Cluster, queue: Queue<WorkflowJobData>, prefix: string, data: WorkflowJobData): Promise<void> {
+  await redis.zadd(data.lane, 'NX', data.seq, workflowJobId(data.workflow, data.eventId));
+  await addWorkflowJob(queue, data);
+}
+
+/** The workflow job alone, for a caller that has put it in its lane already; `delayMs` to start it later. */
+export async function addWorkflowJob(queue: Queue<WorkflowJobData>, data: WorkflowJobData, delayMs = 0): Promise<void> {
   const jobId = workflowJobId(data.workflow, data.eventId);
-  await redis.zadd(data.lane, 'NX', data.seq, jobId);
-  await queue.add(data.workflow, data, { jobId, removeOnComplete: true, removeOnFail: false });
+  await queue.add(data.workflow, data, { jobId, removeOnComplete: true, removeOnFail: false, delay: Math.max(0, delayMs) });
 }
 
 /** The shard prefix a lane belongs to: a replayed job goes back to its own shard. */

@@ -1,67 +1,135 @@
 import {
+  addWorkflowJob,
   debounceKey,
+  defineScript,
   doneKey,
   phoneMemoryKey,
-  enqueueWorkflowJob,
+  PHONE_MEMORY_SECONDS,
+  jobKey,
   laneKey,
   parseNotifyerPayload,
+  workflowJobId,
   DISPATCHED_FIELD,
   EVENTS_QUEUE,
   type EventJobData,
   type Logger,
+  type NotifyerEvent,
   type RedisClient,
   type WorkflowJobData,
 } from '@replyflow/shared';
 import type { Workflow, WorkflowEvent } from '@replyflow/workflow';
 import { DelayedError, type Job, type Queue } from 'bullmq';
+import { stepsKey, type RunAttempt } from './attempt.js';
 import { backoffDelayMs } from './backoff.js';
-import type { Lanes } from './lanes.js';
-import { stepsKey } from './workflow-runner.js';
+import type { DeadLetters } from './dead-letter.js';
+import type { LaneExit, Lanes } from './lanes.js';
 
-const PHONE_MEMORY_SECONDS = 365 * 24 * 3600;
 const DEBOUNCE_KEY_MARGIN_MS = 60_000;
 /** How often an event re-checks the phone's old shards after a change of QUEUE_SHARDS. */
 const OLDER_SHARDS_RECHECK_MS = 250;
+
+// The dispatcher's first round trip, for the common case of an event that
+// heads its intake lane: 'dispatched' (the done record says so), 'wait' (not
+// the head: Lanes.takeTurn decides), or 'head' and whether this is the phone's
+// first contact. The first-contact SET keeps the event id, so a redone
+// dispatch agrees; it happens only at the head, in acceptance order.
+// KEYS: done record, intake lane, the phone's first-contact key.
+// ARGV: event id, 1 when the event is incoming, how long a phone is remembered.
+const TURN_SCRIPT = `
+if redis.call('HEXISTS', KEYS[1], '${DISPATCHED_FIELD}') == 1 then return {'dispatched'} end
+if redis.call('ZRANGE', KEYS[2], 0, 0)[1] ~= ARGV[1] then return {'wait'} end
+if ARGV[2] ~= '1' then return {'head', 0} end
+local previous = redis.call('SET', KEYS[3], ARGV[1], 'NX', 'GET', 'EX', ARGV[3])
+return {'head', (not previous or previous == ARGV[1]) and 1 or 0}`;
 
 export interface DispatcherDeps {
   redis: RedisClient;
   /** The shard's key prefix. */
   prefix: string;
-  /** QUEUE_PREFIX: keys that follow a phone rather than a shard. */
+  /** QUEUE_PREFIX: for keys that follow a workflow's key rather than a shard. */
   queuePrefix: string;
-  /** True while the phone still has events in the shards of a retired QUEUE_SHARDS (layouts.ts). */
+  /** After a change of QUEUE_SHARDS (layout-drain.ts): whether the phone still has events in its old shard. */
   olderShardsBusy: (event: WorkflowEvent) => Promise<boolean>;
+  /** After a change of QUEUE_SHARDS: whether an old shard remembers the phone, which is then no first contact. */
+  rememberedInOlderShards: (phone: string) => Promise<boolean>;
   dedupeTtlSeconds: number;
   backoffBaseMs: number;
   lanes: Lanes;
+  deadLetters: DeadLetters;
   logger: Logger;
 }
 
 export interface DispatchTarget {
   workflow: Workflow;
   queue: Queue<WorkflowJobData>;
+  /** The workflow runner's attempt, for a first attempt run inline. */
+  runAttempt: RunAttempt;
 }
 
 /**
- * Turns each accepted event, in its phone's acceptance order, into one job per
- * matching workflow. Every step is idempotent, so a dispatch interrupted by a
- * crash is redone whole: lane entries use NX, jobs have fixed ids, and the done
- * record says which workflows already finished with the event.
+ * Turns each accepted event, in its phone's acceptance order, into work for
+ * every matching workflow: when the workflow's lane is free, its first attempt
+ * runs right here; otherwise, or when that attempt has to wait (a sleep, a
+ * retry, a debounce), a workflow job carries it on. Every step is idempotent,
+ * so a dispatch interrupted by a crash is redone whole (docs/design.md).
  */
 export function createDispatcher(targets: readonly DispatchTarget[], eventsQueue: Queue<EventJobData>, deps: DispatcherDeps) {
   const { redis, lanes, prefix } = deps;
+  const turnScript = defineScript(redis, 'replyflowDispatchTurn', TURN_SCRIPT);
 
-  /** The first incoming event from a phone; the SET keeps the event id, so a redone dispatch agrees. */
-  const isFirstContact = async (phone: string, eventId: string): Promise<boolean> => {
-    const previous = await redis.call('SET', phoneMemoryKey(deps.queuePrefix, phone), eventId, 'NX', 'GET', 'EX', PHONE_MEMORY_SECONDS);
-    return previous === null || previous === eventId;
+  /**
+   * Undefined when the event was dispatched already; otherwise, once it heads
+   * its intake lane (parking it until then), whether it is the phone's first contact.
+   */
+  const takeTurn = async (job: Job<EventJobData>, token: string | undefined, lane: string, event: NotifyerEvent) => {
+    const incoming = event.direction === 'incoming';
+    const keys = [doneKey(prefix, job.id!), lane, phoneMemoryKey(prefix, event.phone)];
+    const turn = (await turnScript(keys, [job.id!, incoming ? 1 : 0, PHONE_MEMORY_SECONDS])) as [string, number?];
+    if (turn[0] === 'dispatched') return undefined;
+    if (turn[0] === 'head') return turn[1] === 1;
+    await lanes.takeTurn(job, token, eventsQueue, lane);
+    const again = (await turnScript(keys, [job.id!, incoming ? 1 : 0, PHONE_MEMORY_SECONDS])) as [string, number?];
+    return again[0] === 'dispatched' ? undefined : again[1] === 1;
   };
 
-  const dispatch = async (job: Job<EventJobData>, event: WorkflowEvent, finished: ReadonlySet<string>) => {
-    for (const { workflow, queue } of targets) {
+  /**
+   * Runs a workflow's first attempt in the dispatch; what has to wait goes on
+   * in a workflow job. Resolves with what stores the last step's result of a
+   * completed attempt, for the caller to run before anything else goes out.
+   */
+  const runInline = async (target: DispatchTarget, event: WorkflowEvent, data: WorkflowJobData, stored: Record<string, string>, exits: LaneExit[]) => {
+    const { workflow, queue } = target;
+    const jobId = workflowJobId(workflow.name, event.id);
+    const leave = (keepSteps: boolean) =>
+      exits.push({ queue, lane: data.lane, member: jobId, field: workflow.name, stepsKey: stepsKey(prefix, jobId), keepSteps });
+    let storeSteps: (() => Promise<void>) | undefined;
+    await target.runAttempt(event, jobId, [], Promise.resolve(stored), {
+      finished: async (store) => {
+        leave(false);
+        storeSteps = store;
+      },
+      deadLettered: async (history) => {
+        await deps.deadLetters.add({ ...data, phone: event.phone, history });
+        leave(true);
+      },
+      sleeping: (wakeAt) => addWorkflowJob(queue, data, wakeAt - Date.now()),
+      retrying: (history, delayMs) => addWorkflowJob(queue, { ...data, history }, delayMs),
+    });
+    return storeSteps;
+  };
+
+  /** Returns the lanes of the workflows that finished inline, to leave with the intake lane. */
+  const dispatch = async (job: Job<EventJobData>, event: WorkflowEvent): Promise<LaneExit[]> => {
+    const exits: LaneExit[] = [];
+    // A finished workflow's last result waits for the finishing script, which
+    // deletes it, unless another runs inline first: a crash during that one
+    // must not repeat this one's step too.
+    let storeFinishedSteps: (() => Promise<void>) | undefined;
+    for (const target of targets) {
+      const { workflow, queue } = target;
       if (!(workflow.match?.(event) ?? true)) continue;
-      if (finished.has(workflow.name)) continue;
-      const jobData: WorkflowJobData = {
+      const jobId = workflowJobId(workflow.name, event.id);
+      const data: WorkflowJobData = {
         eventId: event.id,
         workflow: workflow.name,
         receivedAt: job.data.receivedAt,
@@ -71,43 +139,52 @@ export function createDispatcher(targets: readonly DispatchTarget[], eventsQueue
         lane: laneKey(prefix, workflow.name, workflow.key?.(event) ?? event.phone),
         firstContact: event.firstContact,
       };
+      const seat = await lanes.join({
+        lane: data.lane,
+        member: jobId,
+        seq: data.seq,
+        jobKey: jobKey(prefix, workflow.name, jobId),
+        doneKey: doneKey(prefix, event.id),
+        field: workflow.name,
+        stepsKey: stepsKey(prefix, jobId),
+      });
+      if (seat.state === 'finished' || seat.state === 'queued') continue;
       const debounce = workflow.debounce?.(event);
       if (debounce) {
-        const latest = `${workflow.name}.${event.id}`;
-        await redis.set(debounceKey(deps.queuePrefix, workflow.name, debounce.key), latest, 'PX', debounce.ms + DEBOUNCE_KEY_MARGIN_MS);
+        await redis.set(debounceKey(deps.queuePrefix, workflow.name, debounce.key), jobId, 'PX', debounce.ms + DEBOUNCE_KEY_MARGIN_MS);
       }
-      await enqueueWorkflowJob(redis, queue, prefix, jobData);
+      // A debounced event always waits for later ones: no use trying it now.
+      if (seat.state === 'head' && !debounce) {
+        await storeFinishedSteps?.();
+        storeFinishedSteps = await runInline(target, event, data, seat.stored, exits);
+      } else await addWorkflowJob(queue, data);
     }
+    return exits;
   };
 
   return async (job: Job<EventJobData>, token?: string): Promise<void> => {
     const lane = laneKey(prefix, EVENTS_QUEUE, job.data.phone);
     const done = doneKey(prefix, job.id!);
     try {
-      // One read of the done record: dispatched already, and which workflows have finished with the event.
-      const fields = [DISPATCHED_FIELD, ...targets.map((target) => target.workflow.name)];
-      const record = await redis.hmget(done, ...fields);
-      if (record[0] === null) {
-        await lanes.takeTurn(job, token, eventsQueue, lane);
-        const parsed = parseNotifyerPayload(job.data.payload);
-        if (!parsed.ok) throw new Error(`job ${job.id} holds an invalid payload`);
-        if (await deps.olderShardsBusy({ ...parsed.event, receivedAt: job.data.receivedAt, firstContact: false, traceId: job.data.traceId })) {
+      const parsed = parseNotifyerPayload(job.data.payload);
+      if (!parsed.ok) throw new Error(`job ${job.id} holds an invalid payload`);
+      const firstContact = await takeTurn(job, token, lane, parsed.event);
+      let inlineExits: LaneExit[] = [];
+      if (firstContact !== undefined) {
+        const event = { ...parsed.event, receivedAt: job.data.receivedAt, firstContact, traceId: job.data.traceId };
+        if (await deps.olderShardsBusy(event)) {
           // Still the head of its lane, so the phone's later events wait behind it.
           await job.moveToDelayed(Date.now() + OLDER_SHARDS_RECHECK_MS, token);
           throw new DelayedError();
         }
-        const firstContact = parsed.event.direction === 'incoming' && (await isFirstContact(parsed.event.phone, parsed.event.id));
-        const event = { ...parsed.event, receivedAt: job.data.receivedAt, firstContact, traceId: job.data.traceId };
-        await dispatch(job, event, new Set(fields.filter((field, index) => index > 0 && record[index] !== null)));
+        if (event.firstContact && (await deps.rememberedInOlderShards(event.phone))) event.firstContact = false;
+        inlineExits = await dispatch(job, event);
       }
       // Also for a second job of an already dispatched event (two deliveries racing at the ingest).
-      await lanes.finish(job, token, eventsQueue, lane, {
-        doneKey: done,
-        field: DISPATCHED_FIELD,
-        ttlSeconds: deps.dedupeTtlSeconds,
-        stepsKey: stepsKey(prefix, job.id!),
-        keepSteps: false,
-      });
+      await lanes.finish(job, token, eventsQueue, done, deps.dedupeTtlSeconds, [
+        ...inlineExits,
+        { queue: eventsQueue, lane, member: job.id!, field: DISPATCHED_FIELD, stepsKey: stepsKey(prefix, job.id!), keepSteps: false },
+      ]);
     } catch (error) {
       if (error instanceof DelayedError) throw error;
       // Dispatch fails only when Redis does: try again, never give the event up.

@@ -1,4 +1,4 @@
-import { defineScript, jobKey, type Logger, type RedisClient, type RedisScript } from '@replyflow/shared';
+import { defineScript, jobKey, EVENTS_QUEUE, type Logger, type RedisClient, type RedisScript } from '@replyflow/shared';
 import { DelayedError, Job, type Queue } from 'bullmq';
 
 /** Safety net only: a parked job is normally promoted by the job before it the moment that one finishes. */
@@ -6,29 +6,66 @@ const PARK_MS = 30_000;
 /** A lane head with no job that is still there this much later is an abandoned claim (docs/design.md). */
 const ABANDONED_AFTER_MS = 10_000;
 
-// Records the outcome in the event's done record, settles the job's step
-// hash and leaves the lane, in one round trip, and only while holding the
-// job's lock: a worker that froze past its lock must not let the next event
-// start while another worker re-runs this one. A job BullMQ has failed holds
-// no lock and leaves with an empty token.
-// KEYS: lane, lock, done record, steps. ARGV: member, token, done field, ttl, keep steps (1/0).
+// Records outcomes in the event's done record, settles step hashes and
+// leaves lanes, in one round trip, and only while holding the job's lock: a
+// worker that froze past its lock must not let the next event start while
+// another worker re-runs this one. A job BullMQ has failed holds no lock and
+// leaves with an empty token. One exit per lane: a workflow job leaves its
+// own; the dispatcher leaves the intake lane and, with the same lock, the lanes
+// of the workflows it ran inline. Returns each lane's new head if it is parked
+// in its queue's delayed set, else '': a head that is waiting or running needs
+// no promotion, and BullMQ answers a needless one with an error.
+// KEYS: lock, done record, then per exit its lane, steps hash and queue's delayed set.
+// ARGV: token, ttl, then per exit its member, done field and keep steps (1/0).
 const LEAVE_SCRIPT = `
-if ARGV[2] ~= '' and redis.call('GET', KEYS[2]) ~= ARGV[2] then return false end
-redis.call('HSET', KEYS[3], ARGV[3], '1')
-redis.call('EXPIRE', KEYS[3], ARGV[4])
-if ARGV[5] == '1' then redis.call('EXPIRE', KEYS[4], ARGV[4]) else redis.call('DEL', KEYS[4]) end
-redis.call('ZREM', KEYS[1], ARGV[1])
-local head = redis.call('ZRANGE', KEYS[1], 0, 0)
-return head[1] or false`;
+if ARGV[1] ~= '' and redis.call('GET', KEYS[1]) ~= ARGV[1] then return false end
+local heads = {}
+for i = 1, (#KEYS - 2) / 3 do
+  local lane, steps, delayed = KEYS[3 * i], KEYS[3 * i + 1], KEYS[3 * i + 2]
+  redis.call('HSET', KEYS[2], ARGV[3 * i + 1], '1')
+  if ARGV[3 * i + 2] == '1' then redis.call('EXPIRE', steps, ARGV[2]) else redis.call('DEL', steps) end
+  redis.call('ZREM', lane, ARGV[3 * i])
+  local head = redis.call('ZRANGE', lane, 0, 0)[1]
+  heads[i] = (head and redis.call('ZSCORE', delayed, head)) and head or ''
+end
+redis.call('EXPIRE', KEYS[2], ARGV[2])
+return heads`;
 
-/** What finishing writes to the event's done record, and what becomes of the job's steps. */
-export interface FinishRecord {
-  doneKey: string;
+// Joins a workflow's lane for the dispatcher, and says what to do: 'finished'
+// (the done record has the workflow), 'queued' (its job exists: a redone
+// dispatch), 'behind' (an earlier entry heads the lane: enqueue the job), or
+// 'head' with the job's stored steps (run it now). One script, so nothing can
+// finish or join between the checks.
+// KEYS: lane, workflow job, done record, steps. ARGV: member, seq, done field.
+const JOIN_SCRIPT = `
+if redis.call('HEXISTS', KEYS[3], ARGV[3]) == 1 then return {'finished'} end
+redis.call('ZADD', KEYS[1], 'NX', ARGV[2], ARGV[1])
+if redis.call('EXISTS', KEYS[2]) == 1 then return {'queued'} end
+if redis.call('ZRANGE', KEYS[1], 0, 0)[1] ~= ARGV[1] then return {'behind'} end
+return {'head', redis.call('HGETALL', KEYS[4])}`;
+
+/** Leaving one lane: what finishing writes to the event's done record, and what becomes of the steps. */
+export interface LaneExit {
+  /** The queue of the lane's jobs, where its next head is promoted. */
+  queue: Queue;
+  lane: string;
+  member: string;
   field: string;
-  ttlSeconds: number;
   stepsKey: string;
   keepSteps: boolean;
 }
+
+export interface LaneSeat {
+  lane: string;
+  member: string;
+  seq: number;
+  jobKey: string;
+  doneKey: string;
+  field: string;
+  stepsKey: string;
+}
+
+export type JoinAnswer = { state: 'finished' | 'queued' | 'behind' } | { state: 'head'; stored: Record<string, string> };
 
 export interface LaneJobData {
   seq: number;
@@ -43,13 +80,15 @@ export interface LaneJobData {
  */
 export class Lanes {
   private readonly leave: RedisScript;
+  private readonly joinScript: RedisScript;
 
   constructor(
     private readonly redis: RedisClient,
     private readonly prefix: string,
     private readonly logger: Logger,
   ) {
-    this.leave = defineScript(redis, 'replyflowFinishInLane', 4, LEAVE_SCRIPT);
+    this.leave = defineScript(redis, 'replyflowLeaveLanes', LEAVE_SCRIPT);
+    this.joinScript = defineScript(redis, 'replyflowJoinLane', JOIN_SCRIPT);
   }
 
   /** Resolves when `job` heads its lane; otherwise parks it and throws DelayedError. */
@@ -71,14 +110,26 @@ export class Lanes {
     }
   }
 
-  /** Records the outcome and leaves the lane (while holding the lock), then wakes the next job of the lane. */
-  async finish(job: Job<LaneJobData>, token: string | undefined, queue: Queue, lane: string, record: FinishRecord): Promise<void> {
+  /** Records the outcomes and leaves the lanes (while holding the job's lock), then wakes the next job of each lane. */
+  async finish(job: Job, token: string | undefined, queue: Queue, doneKey: string, ttlSeconds: number, exits: readonly LaneExit[]): Promise<void> {
     const lockKey = `${jobKey(this.prefix, queue.name, job.id!)}:lock`;
-    const next = (await this.leave(
-      [lane, lockKey, record.doneKey, record.stepsKey],
-      [job.id!, token ?? '', record.field, record.ttlSeconds, record.keepSteps ? 1 : 0],
-    )) as string | null;
-    if (next) await this.promote(queue, next);
+    const heads = (await this.leave(
+      [lockKey, doneKey, ...exits.flatMap((exit) => [exit.lane, exit.stepsKey, exit.queue.keys.delayed!])],
+      [token ?? '', ttlSeconds, ...exits.flatMap((exit) => [exit.member, exit.field, exit.keepSteps ? 1 : 0])],
+    )) as string[] | null;
+    await Promise.all((heads ?? []).map((head, index) => (head ? this.promote(exits[index]!.queue, head) : undefined)));
+  }
+
+  /** Puts `seat.member` in its lane (NX) unless its workflow already finished; see JOIN_SCRIPT for the answers. */
+  async join(seat: LaneSeat): Promise<JoinAnswer> {
+    const [state, flat] = (await this.joinScript(
+      [seat.lane, seat.jobKey, seat.doneKey, seat.stepsKey],
+      [seat.member, seat.seq, seat.field],
+    )) as [JoinAnswer['state'], string[]?];
+    if (state !== 'head') return { state };
+    const stored: Record<string, string> = {};
+    for (let i = 0; i + 1 < flat!.length; i += 2) stored[flat![i]!] = flat![i + 1]!;
+    return { state, stored };
   }
 
   private async park(job: Job<LaneJobData>, token: string | undefined, lane: string): Promise<never> {
@@ -92,7 +143,9 @@ export class Lanes {
   }
 
   private async isAbandoned(job: Job<LaneJobData>, head: string, queueName: string): Promise<boolean> {
-    if ((await this.redis.exists(jobKey(this.prefix, queueName, head))) > 0) return false;
+    // A workflow's head may have no job because the dispatcher is running it inline: its event's job stands for it.
+    const eventJob = jobKey(this.prefix, EVENTS_QUEUE, head.slice(head.indexOf('.') + 1));
+    if ((await this.redis.exists(jobKey(this.prefix, queueName, head), eventJob)) > 0) return false;
     const { suspect } = job.data;
     if (suspect?.member === head && Date.now() - suspect.at >= ABANDONED_AFTER_MS) return true;
     if (suspect?.member !== head) await job.updateData({ ...job.data, suspect: { member: head, at: Date.now() } });

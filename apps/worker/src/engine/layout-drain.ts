@@ -1,4 +1,4 @@
-import { laneKey, DRAIN_GRACE_MS, EVENTS_QUEUE, type Logger, type RedisClient, type ShardLayouts } from '@replyflow/shared';
+import { laneKey, phoneMemoryKey, DRAIN_GRACE_MS, EVENTS_QUEUE, PHONE_MEMORY_SECONDS, type Logger, type RedisClient, type ShardLayouts } from '@replyflow/shared';
 import type { Workflow, WorkflowEvent } from '@replyflow/workflow';
 import { queueStatsGroups, readQueueStats } from './queue-stats.js';
 
@@ -20,6 +20,20 @@ export function olderShardsCheck(redis: RedisClient, layouts: ShardLayouts, work
     if ((await redis.zcard(laneKey(old, EVENTS_QUEUE, event.phone))) > 0) return true;
     const sizes = await Promise.all(workflows.map((w) => redis.zcard(laneKey(old, w.name, w.key?.(event) ?? event.phone))));
     return sizes.some((size) => size > 0);
+  };
+}
+
+/**
+ * A phone's first-contact record lives in its shard, so after a change of
+ * QUEUE_SHARDS a known phone looks new in its new shard: the old shards of
+ * every change in the last year are asked too (only for a first contact).
+ */
+export function rememberedInOlderShards(redis: RedisClient, layouts: ShardLayouts) {
+  return async (phone: string): Promise<boolean> => {
+    const older = layouts.retired(PHONE_MEMORY_SECONDS);
+    if (older.length === 0) return false;
+    const found = await Promise.all(older.map((k) => redis.exists(phoneMemoryKey(k.shards[k.shardOf(phone)]!, phone))));
+    return found.some((n) => n > 0);
   };
 }
 

@@ -7,12 +7,14 @@ import { Lanes } from './lanes.js';
 import { createWorkflowRunner, type WorkflowJob } from './workflow-runner.js';
 
 export interface ShardDeps {
+  /** The engine's connection; BullMQ's is workerOptions.connection. */
   redis: RedisClient;
   /** The shard's key prefix (keyspace.ts). */
   prefix: string;
   config: Pick<Config, 'queuePrefix' | 'dedupeTtlSeconds' | 'maxAttempts' | 'backoffBaseMs'>;
-  /** True while an event's phone still has events in a retired layout's shards. */
+  /** After a change of QUEUE_SHARDS (layout-drain.ts). */
   olderShardsBusy: (event: WorkflowEvent) => Promise<boolean>;
+  rememberedInOlderShards: (phone: string) => Promise<boolean>;
   workflows: readonly Workflow[];
   /** Each workflow's shared rate limit, by workflow name. */
   rateLimits: ReadonlyMap<string, (() => Promise<void>) | undefined>;
@@ -30,7 +32,7 @@ export function startShard(deps: ShardDeps): { workers: Worker[]; queues: Queue[
   const queues: Queue[] = [];
   const workers: Worker[] = [];
   const targets = deps.workflows.map((workflow) => {
-    const queue = new Queue<WorkflowJobData>(workflow.name, { connection: redis, prefix });
+    const queue = new Queue<WorkflowJobData>(workflow.name, { connection: options.connection, prefix });
     queues.push(queue);
     const runner = createWorkflowRunner(workflow, queue, {
       redis,
@@ -51,18 +53,20 @@ export function startShard(deps: ShardDeps): { workers: Worker[]; queues: Queue[
       runner.onFailed(job, error).catch((e: Error) => logger.error({ jobId: job.id, err: e.message }, 'could not dead-letter a failed job'));
     });
     workers.push(worker);
-    return { workflow, queue };
+    return { workflow, queue, runAttempt: runner.runAttempt };
   });
-  const eventsQueue = new Queue<EventJobData>(EVENTS_QUEUE, { connection: redis, prefix });
+  const eventsQueue = new Queue<EventJobData>(EVENTS_QUEUE, { connection: options.connection, prefix });
   queues.push(eventsQueue);
   const dispatch = createDispatcher(targets, eventsQueue, {
     redis,
     prefix,
     queuePrefix: config.queuePrefix,
     olderShardsBusy: deps.olderShardsBusy,
+    rememberedInOlderShards: deps.rememberedInOlderShards,
     dedupeTtlSeconds: config.dedupeTtlSeconds,
     backoffBaseMs: config.backoffBaseMs,
     lanes,
+    deadLetters: deps.deadLetters,
     logger,
   });
   workers.push(new Worker(EVENTS_QUEUE, dispatch, options));

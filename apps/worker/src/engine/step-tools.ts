@@ -16,20 +16,42 @@ export interface StepToolsOptions {
   stored?: Promise<Record<string, string>>;
 }
 
+/** The steps a workflow sees, and `flush` for the attempt that runs it. */
+export interface DurableSteps extends StepTools {
+  /** Stores the result of the last step run, held back until now (see createStepTools). */
+  flush(): Promise<void>;
+}
+
 /**
  * Inngest-style durable steps. The job re-runs the workflow from the top after
  * every sleep or retry; finished steps return their stored result.
+ *
+ * A step's result is stored just before anything else happens: the next step,
+ * a sleep, or `flush`, which the attempt calls before a retry or a dead letter.
+ * An attempt that completes never stores its last result: finishing deletes
+ * the hash in the same script that records the workflow done, so that write
+ * would only cost a round trip. Either way the step is in flight, and would
+ * run again after a crash, until the next write to Redis: the same as when
+ * its result was written at once.
  */
-export async function createStepTools(options: StepToolsOptions): Promise<StepTools> {
+export async function createStepTools(options: StepToolsOptions): Promise<DurableSteps> {
   const { redis, stepsKey } = options;
   const memo = new Map(Object.entries(await (options.stored ?? redis.hgetall(stepsKey))));
+  let unstored: [string, string] | undefined;
+
+  const store = async (...fields: string[]) => {
+    const all = [...(unstored ?? []), ...fields];
+    if (all.length === 0) return;
+    await redis.hset(stepsKey, ...all);
+    unstored = undefined;
+  };
 
   const sleepUntil = async (id: string, at: number) => {
     const field = `sleep:${id}`;
     let wakeAt = Number(memo.get(field));
     if (!memo.has(field)) {
       wakeAt = at;
-      await redis.hset(stepsKey, field, String(wakeAt));
+      await store(field, String(wakeAt));
       memo.set(field, String(wakeAt));
     }
     if (wakeAt > Date.now()) throw new SleepSignal(wakeAt);
@@ -40,14 +62,16 @@ export async function createStepTools(options: StepToolsOptions): Promise<StepTo
       const field = `run:${id}`;
       const stored = memo.get(field);
       if (stored !== undefined) return JSON.parse(stored) as T;
+      await store();
       await options.beforeRun?.(id);
       const result = await fn();
       const serialized = JSON.stringify(result ?? null);
-      await redis.hset(stepsKey, field, serialized);
+      unstored = [field, serialized];
       memo.set(field, serialized);
       return result;
     },
     sleep: (id, ms) => sleepUntil(id, Date.now() + ms),
     sleepUntil,
+    flush: () => store(),
   };
 }

@@ -1,0 +1,124 @@
+import { debounceKey, maskPhone, PermanentError, RetryAfterError, type AttemptRecord, type Logger, type RedisClient, type workerMetrics } from '@replyflow/shared';
+import type { Workflow, WorkflowEvent } from '@replyflow/workflow';
+import { DelayedError } from 'bullmq';
+import { backoffDelayMs } from './backoff.js';
+import { createStepTools, SleepSignal, type DurableSteps } from './step-tools.js';
+
+export interface AttemptDeps {
+  redis: RedisClient;
+  /** The shard's key prefix. */
+  prefix: string;
+  /** QUEUE_PREFIX: for keys that follow a workflow's key rather than a shard. */
+  queuePrefix: string;
+  maxAttempts: number;
+  backoffBaseMs: number;
+  metrics: ReturnType<typeof workerMetrics>;
+  logger: Logger;
+  /** Waits for the workflow's shared rate limit, if it has one. */
+  rateLimit?: () => Promise<void>;
+}
+
+/**
+ * What becomes of an attempt, carried out by whoever ran it: the workflow
+ * runner moves its own job, the dispatcher (a first attempt run inline) hands
+ * what still waits to a new workflow job. Each resolves once it is stored.
+ */
+export interface Settlement {
+  /**
+   * Completed, or superseded by a later event (debounce): record it and leave
+   * the lane. `storeSteps` writes the last step's result, which finishing
+   * deletes anyway: needed only by a caller that does more before finishing.
+   */
+  finished(storeSteps: () => Promise<void>): Promise<void>;
+  /** Store the entry, then leave the lane keeping the steps, so a replay resumes after the last finished one. */
+  deadLettered(history: AttemptRecord[]): Promise<void>;
+  /** A durable sleep: come back at `wakeAt`, keeping the lane. */
+  sleeping(wakeAt: number): Promise<void>;
+  /** A failed attempt: come back after `delayMs` with `history`, keeping the lane. */
+  retrying(history: AttemptRecord[], delayMs: number): Promise<void>;
+}
+
+/** `waiting`: the work goes on later (sleep, retry); `settled`: finished or dead-lettered. */
+export type AttemptOutcome = 'settled' | 'waiting';
+
+export function attemptRecord(error: unknown): AttemptRecord {
+  const status = (error as { status?: number }).status ?? null;
+  const kind =
+    error instanceof PermanentError
+      ? 'permanent'
+      : error instanceof RetryAfterError
+        ? 'rate_limited'
+        : ((error as { kind?: string }).kind ?? 'error');
+  return { at: new Date().toISOString(), status, error: (error as Error).message ?? String(error), kind };
+}
+
+export const stepsKey = (prefix: string, jobId: string) => `${prefix}:steps:${jobId}`;
+
+/**
+ * One attempt of a workflow on an event, with durable steps: runs it from the
+ * top (finished steps return their stored result), classifies a failure
+ * (docs/design.md, section 4), counts and logs the outcome, and leaves the
+ * rest to the caller's settlement.
+ */
+export function createAttempts(workflow: Workflow, deps: AttemptDeps) {
+  const { redis, metrics } = deps;
+  const name = workflow.name;
+  const maxAttempts = workflow.retries ?? deps.maxAttempts;
+
+  return async (
+    event: WorkflowEvent,
+    jobId: string,
+    history: AttemptRecord[],
+    stored: Promise<Record<string, string>> | undefined,
+    settle: Settlement,
+  ): Promise<AttemptOutcome> => {
+    const log = deps.logger.child({ eventId: event.id, workflow: name });
+    const attempt = history.length + 1;
+    const timer = metrics.jobDuration.startTimer({ workflow: name });
+    let step: DurableSteps | undefined;
+    try {
+      step = await createStepTools({ redis, stepsKey: stepsKey(deps.prefix, jobId), beforeRun: deps.rateLimit, stored });
+      const debounce = workflow.debounce?.(event);
+      if (debounce) {
+        await step.sleepUntil('debounce', event.receivedAt + debounce.ms);
+        if ((await redis.get(debounceKey(deps.queuePrefix, name, debounce.key))) !== jobId) {
+          log.info('a later event of the same key superseded this one (debounce)');
+          await settle.finished(step.flush);
+          return 'settled';
+        }
+      }
+      await workflow.run(event, step);
+      timer();
+      await settle.finished(step.flush);
+      metrics.jobs.inc({ workflow: name, outcome: 'completed' });
+      metrics.eventLag.observe({ workflow: name }, (Date.now() - event.receivedAt) / 1000);
+      log.info({ attempt, phone: maskPhone(event.phone) }, 'workflow completed');
+      return 'settled';
+    } catch (error) {
+      // Whatever goes on later must find every finished step stored.
+      await step?.flush();
+      if (error instanceof SleepSignal) {
+        await settle.sleeping(error.wakeAt);
+        return 'waiting';
+      }
+      if (error instanceof DelayedError) throw error;
+      timer();
+      const record = attemptRecord(error);
+      const nextHistory = [...history, record];
+      if (error instanceof PermanentError || attempt >= maxAttempts) {
+        await settle.deadLettered(nextHistory);
+        metrics.jobs.inc({ workflow: name, outcome: 'dead_lettered' });
+        log.warn({ attempt, error: record.error, kind: record.kind }, 'workflow failed, moved to the dead-letter queue');
+        return 'settled';
+      }
+      const delayMs =
+        error instanceof RetryAfterError && error.retryAfterMs > 0 ? error.retryAfterMs : backoffDelayMs(attempt, deps.backoffBaseMs);
+      await settle.retrying(nextHistory, delayMs);
+      metrics.jobs.inc({ workflow: name, outcome: 'retried' });
+      log.warn({ attempt, delayMs, error: record.error, kind: record.kind }, 'workflow failed, retrying');
+      return 'waiting';
+    }
+  };
+}
+
+export type RunAttempt = ReturnType<typeof createAttempts>;
