@@ -2,6 +2,7 @@ import type { ChildProcess } from 'node:child_process';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { after, before } from 'node:test';
 import { Redis } from 'ioredis';
 import { hasExited, kill, spawnTracked, terminate } from './child.js';
 import { freePort } from './free-port.js';
@@ -167,4 +168,23 @@ async function answersPing(port: number): Promise<boolean> {
   } finally {
     probe.disconnect();
   }
+}
+
+/** A private redis-server for the enclosing describe block: started before its tests, removed after them. */
+export function useRedisServer(opts: RedisOptions = {}): { readonly server: RedisServer; readonly client: Redis } {
+  let server: RedisServer | undefined;
+  let client: Redis | undefined;
+  before(async () => {
+    server = await startRedis(opts);
+    client = server.client();
+  });
+  after(() => server?.cleanup());
+  return {
+    get server() {
+      return server!;
+    },
+    get client() {
+      return client!;
+    },
+  };
 }

@@ -1,11 +1,11 @@
 import assert from 'node:assert/strict';
-import { after, before, describe, test } from 'node:test';
+import { describe, test } from 'node:test';
 import { shardOwnerKey, EVENTS_QUEUE, type EventJobData } from '@replyflow/shared';
 import { Queue, Worker } from 'bullmq';
 import type { Redis } from 'ioredis';
 import { defineEnqueueScript, DUPLICATE, FENCED } from '../../apps/ingest/src/enqueue-script.js';
 import { loadFixture } from '../helpers/fixtures.js';
-import { startRedis, type RedisServer } from '../helpers/redis-server.js';
+import { useRedisServer } from '../helpers/redis-server.js';
 
 const payload = loadFixture('incoming-text').json;
 const data = (phone: string): Omit<EventJobData, 'seq'> => ({ receivedAt: 1_800_000_000_000, traceId: 'trace', payload, phone });
@@ -29,15 +29,10 @@ async function snapshot(redis: Redis, prefix: string): Promise<Record<string, un
 }
 
 describe('one script for claim and enqueue (apps/ingest/src/enqueue-script.ts)', () => {
-  let server: RedisServer;
-  let redis: Redis;
-  before(async () => {
-    server = await startRedis();
-    redis = server.client();
-  });
-  after(() => server.cleanup());
+  const redisServer = useRedisServer();
 
   test("writes the job exactly as BullMQ's Queue.add does (guards BullMQ upgrades)", async () => {
+    const redis = redisServer.client;
     const viaQueue = new Queue<EventJobData>(EVENTS_QUEUE, { connection: redis, prefix: 'a' });
     const viaScript = new Queue<EventJobData>(EVENTS_QUEUE, { connection: redis, prefix: 'b' });
     await Promise.all([viaQueue.waitUntilReady(), viaScript.waitUntilReady()]);
@@ -62,6 +57,7 @@ describe('one script for claim and enqueue (apps/ingest/src/enqueue-script.ts)',
   });
 
   test('a known event is a duplicate, a shard owned by another count is refused, and a BullMQ worker runs the job', async () => {
+    const redis = redisServer.client;
     const enqueue = defineEnqueueScript(redis);
     await redis.set(shardOwnerKey('c'), '2');
     assert.equal(await enqueue('c', 1, 'e1', data('447700900003')), FENCED);

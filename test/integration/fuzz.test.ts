@@ -18,6 +18,9 @@ interface Case {
   signed: boolean;
 }
 
+// npm run test:faults raises FUZZ_ROUNDS for a longer run, long enough to check memory.
+const FUZZ_ROUNDS = Number(process.env.FUZZ_ROUNDS ?? 1);
+const MEMORY_CHECK_ROUNDS = 3;
 const sign = (body: Buffer) => signatureHeader('token', body, SECRET);
 const json = (value: unknown) => Buffer.from(JSON.stringify(value));
 const nested = (depth: number) => Buffer.from('['.repeat(depth) + ']'.repeat(depth));
@@ -53,7 +56,8 @@ function cases(): Case[] {
 }
 
 describe('hostile input', () => {
-  test('thousands of bad bodies: always a 4xx (2xx when valid), never a 5xx or a dropped connection; memory stays flat', async () => {
+  const memory = FUZZ_ROUNDS >= MEMORY_CHECK_ROUNDS ? '; memory stays flat' : '';
+  test(`thousands of bad bodies: always a 4xx (2xx when valid), never a 5xx or a dropped connection${memory}`, async () => {
     const p = await startPipeline({ worker: false, ingestEnv: { BODY_LIMIT: '64kb' } });
     try {
       const all = cases();
@@ -79,19 +83,21 @@ describe('hostile input', () => {
           );
         }
       };
-      // Two rounds warm the process up (JIT, pools, heap sizing); growth is measured after them.
-      await runAll();
-      await runAll();
+      // Warm-up rounds (JIT, pools, heap sizing); growth is measured after them. RSS
+      // plateaus after a few rounds (measured: the same after 10 more rounds as after 25).
+      const rounds = FUZZ_ROUNDS;
+      const warmupRounds = rounds >= MEMORY_CHECK_ROUNDS ? 4 : 2;
+      for (let round = 0; round < warmupRounds; round++) await runAll();
       const warm = await rss();
-      // npm run test:faults raises FUZZ_ROUNDS for a longer run.
-      const rounds = Number(process.env.FUZZ_ROUNDS ?? 1);
       for (let round = 0; round < rounds; round++) await runAll();
       const after = await rss();
       for (const [kind, counts] of statuses) console.log(`${kind}: ${[...counts].map(([s, n]) => `${s}×${n}`).join(' ')}`);
-      console.log(`${all.length * (rounds + 2)} requests; RSS ${(warm / 2 ** 20).toFixed(1)} MiB after two rounds, ${(after / 2 ** 20).toFixed(1)} MiB after ${rounds} more`);
-      assert.ok(after < warm * 1.2, `RSS grew from ${warm} to ${after}`);
-      assert.equal(statuses.get('near the limit')?.get(413), 2 * (rounds + 2));
-      assert.equal(statuses.get('unsigned')?.get(401), 100 * (rounds + 2));
+      console.log(`${all.length * (rounds + warmupRounds)} requests; RSS ${(warm / 2 ** 20).toFixed(1)} MiB after ${warmupRounds} rounds, ${(after / 2 ** 20).toFixed(1)} MiB after ${rounds} more`);
+      // A leak shows over several rounds; over one, RSS mostly measures V8 sizing its heap
+      // (+25% was seen on a loaded machine), so npm test's single round only reports it.
+      if (rounds >= MEMORY_CHECK_ROUNDS) assert.ok(after < warm * 1.2, `RSS grew from ${warm} to ${after}`);
+      assert.equal(statuses.get('near the limit')?.get(413), 2 * (rounds + warmupRounds));
+      assert.equal(statuses.get('unsigned')?.get(401), 100 * (rounds + warmupRounds));
       assert.equal(({} as Record<string, unknown>).polluted, undefined, 'prototype polluted');
       assert.equal((await get(p.webhookUrl.replace('/webhooks/notifyer', '/readyz'))).status, 200);
       assert.equal((await p.send(JSON.stringify({ ...base, user_last_message_time: 1_900_000_000 }))).status, 202);

@@ -1,24 +1,19 @@
 import assert from 'node:assert/strict';
-import { after, before, describe, test } from 'node:test';
+import { describe, test } from 'node:test';
 import { createLogger, layoutRecordKey, parseLayoutRecord, phoneMemoryKey, shardOwnerKey, ShardLayouts } from '@replyflow/shared';
 import type { Redis } from 'ioredis';
 import { rememberedInOlderShards } from '../../apps/worker/src/engine/layout-drain.js';
-import { startRedis, type RedisServer } from '../helpers/redis-server.js';
+import { useRedisServer } from '../helpers/redis-server.js';
 import { waitUntil } from '../helpers/wait.js';
 
 const logger = createLogger('worker', 'silent');
 const options = (wantedShards: number) => ({ prefix: 'replyflow', clustered: false, wantedShards, dedupeTtlSeconds: 3600, logger });
 
 describe('shard layouts kept in Redis (packages/shared/src/layouts.ts)', () => {
-  let server: RedisServer;
-  let redis: Redis;
-  before(async () => {
-    server = await startRedis();
-    redis = server.client();
-  });
-  after(() => server.cleanup());
+  const redisServer = useRedisServer();
 
   test('a process with another QUEUE_SHARDS switches every process; a second change waits until the first has drained', async () => {
+    const redis = redisServer.client;
     const first = await ShardLayouts.open(redis, options(2), 50);
     assert.equal(first.current.shardCount, 2);
     for (const shard of first.current.shards) assert.equal(await redis.get(shardOwnerKey(shard)), '2');

@@ -1,10 +1,10 @@
 import assert from 'node:assert/strict';
 import { join } from 'node:path';
-import { after, before, describe, test } from 'node:test';
+import { describe, test } from 'node:test';
 import type { Redis } from 'ioredis';
 import { RateLimiter } from '../../apps/worker/src/engine/rate-limit.js';
 import { exited, spawnTracked } from '../helpers/child.js';
-import { startRedis, type RedisServer } from '../helpers/redis-server.js';
+import { useRedisServer } from '../helpers/redis-server.js';
 import { repoRoot } from '../helpers/repo-root.js';
 
 const LIMIT = 40;
@@ -38,21 +38,17 @@ function maxInWindow(sorted: number[], widthMs: number): number {
 }
 
 describe('rate limiter (GCRA in Redis)', () => {
-  let redis: RedisServer;
-  let client: Redis;
-  before(async () => {
-    redis = await startRedis();
-    client = redis.client();
-  });
-  after(() => redis.cleanup());
+  const redisServer = useRedisServer();
 
   test('a limit of 0 is unlimited and never waits', async () => {
+    const client = redisServer.client;
     const limiter = new RateLimiter(client, 'replyflow:ratelimit:unlimited', 0);
     for (let i = 0; i < 100; i++) assert.equal(await limiter.acquire(), 0);
     assert.equal(await client.exists('replyflow:ratelimit:unlimited'), 0);
   });
 
   test('rapid acquires reserve slots one interval apart', async () => {
+    const client = redisServer.client;
     const limiter = new RateLimiter(client, 'replyflow:ratelimit:rapid', 10);
     const waits: number[] = [];
     for (let i = 0; i < 5; i++) waits.push(await limiter.acquire());
@@ -63,7 +59,7 @@ describe('rate limiter (GCRA in Redis)', () => {
 
   test('two processes with 16 loops each share the limit: ±5% over 10 s, ≤ limit + 10% in any second', async () => {
     const key = 'replyflow:ratelimit:forward';
-    const runs = await Promise.all([1, 2].map(() => runClient(redis.url, key, 16, 11_200)));
+    const runs = await Promise.all([1, 2].map(() => runClient(redisServer.server.url, key, 16, 11_200)));
     assert.ok(runs.every((times) => times.length > 0), 'both processes got slots');
     const times = runs.flat().sort((a, b) => a - b);
 
