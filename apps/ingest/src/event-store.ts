@@ -51,7 +51,7 @@ export class EventStore {
    * with QUEUE_SHARDS changes). The script adds the jobs; the Queue writes the
    * queue's settings (the cap on its event stream) and is what the ingest closes.
    */
-  queue(shardPrefix: string): Queue<EventJobData> {
+  private openQueue(shardPrefix: string): Queue<EventJobData> {
     let queue = this.queues.get(shardPrefix);
     if (!queue) {
       queue = new Queue<EventJobData>(EVENTS_QUEUE, { connection: this.redis, prefix: shardPrefix, streams: { events: { maxLen: 1000 } } });
@@ -70,7 +70,7 @@ export class EventStore {
     for (let attempt = 1; ; attempt++) {
       const keyspace = this.layouts.current;
       const p = keyspace.shards[keyspace.shardOf(phone)]!;
-      this.queue(p);
+      this.openQueue(p);
       const outcome = await this.enqueue(p, keyspace.shardCount, eventId, { ...data, phone });
       if (outcome === FENCED) {
         if (attempt === FENCED_RETRIES) throw new Error('the shard layout is changing');

@@ -133,8 +133,9 @@ export class ShardLayouts {
 
   /** The record as it is, for a one-off command (the CLI): no switch, no polling. */
   static async read(redis: RedisClient, options: Omit<LayoutOptions, 'logger' | 'dedupeTtlSeconds'>): Promise<Keyspace> {
-    const raw = (await redis.get(layoutRecordKey(createKeyspace(options.prefix, 1, options.clustered).global))) as string | null;
-    return createKeyspace(options.prefix, raw ? parseLayoutRecord(raw).shards : options.wantedShards, options.clustered);
+    const configured = createKeyspace(options.prefix, options.wantedShards, options.clustered);
+    const raw = (await redis.get(layoutRecordKey(configured.global))) as string | null;
+    return raw ? createKeyspace(options.prefix, parseLayoutRecord(raw).shards, options.clustered) : configured;
   }
 
   get current(): Keyspace {
