@@ -69,7 +69,7 @@ export class EventStore {
     if (await this.knownInRetiredShards(eventId, phone)) return 'duplicate';
     for (let attempt = 1; ; attempt++) {
       const keyspace = this.layouts.current;
-      const p = keyspace.shards[keyspace.shardOf(phone)]!;
+      const p = keyspace.shardPrefixOf(phone);
       this.openQueue(p);
       const outcome = await this.enqueue(p, keyspace.shardCount, eventId, { ...data, phone });
       if (outcome === FENCED) {
@@ -94,7 +94,7 @@ export class EventStore {
   private async knownInRetiredShards(eventId: string, phone: string): Promise<boolean> {
     const found = await Promise.all(
       this.layouts.retired().map(async (keyspace: Keyspace) => {
-        const p = keyspace.shards[keyspace.shardOf(phone)]!;
+        const p = keyspace.shardPrefixOf(phone);
         const [stored, placed] = await Promise.all([
           this.redis.exists(doneKey(p, eventId), jobKey(p, EVENTS_QUEUE, eventId)),
           this.redis.zscore(laneKey(p, EVENTS_QUEUE, phone), eventId),

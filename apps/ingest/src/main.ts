@@ -3,6 +3,7 @@ import {
   createLogger,
   createRedis,
   ShardLayouts,
+  layoutOptionsOf,
   createRegistry,
   ingestMetrics,
   loadConfig,
@@ -44,13 +45,7 @@ runMain(async () => {
   await withDeadline(redisReady(redis), REDIS_WAIT_AT_START_MS).catch(() =>
     logger.warn({ waitedMs: REDIS_WAIT_AT_START_MS }, 'Redis not reachable yet: answering 503 until it is'),
   );
-  const layouts = await ShardLayouts.open(redis, {
-    prefix: config.queuePrefix,
-    clustered: !!config.redisClusterNodes?.length,
-    wantedShards: config.queueShards,
-    dedupeTtlSeconds: config.dedupeTtlSeconds,
-    logger,
-  });
+  const layouts = await ShardLayouts.open(redis, { ...layoutOptionsOf(config), logger });
   const store = new EventStore(redis, layouts, config.redisAckReplicas);
 
   const app = createApp({

@@ -11,6 +11,7 @@ import {
   workerMetrics,
   keyspaceOf,
   ShardLayouts,
+  layoutOptionsOf,
   type Logger,
   DEAD_LETTER_QUEUE,
   EVENTS_QUEUE,
@@ -53,13 +54,7 @@ runMain(async () => {
   // Workers only warn: REQUIRE_SAFE_REDIS guards what the ingest acknowledges.
   const redisHealth = monitorRedis(redis, { logger, redisUp: metrics.redisUp, whenDown: 'reconnecting', refuseEviction: false });
   const deadLetters = new DeadLetters(redis, keyspace.global);
-  const layouts = await ShardLayouts.open(redis, {
-    prefix: config.queuePrefix,
-    clustered,
-    wantedShards: config.queueShards,
-    dedupeTtlSeconds: config.dedupeTtlSeconds,
-    logger,
-  });
+  const layouts = await ShardLayouts.open(redis, { ...layoutOptionsOf(config), logger });
   let shardSet: ShardSet | undefined;
   const collectQueueStats = queueStatsCollector(redis, () => queueStatsGroups(shardSet?.served() ?? [], keyspace.global, names, clustered), metrics);
   const health = await startHealthServer({

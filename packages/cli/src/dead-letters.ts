@@ -67,7 +67,7 @@ export class DeadLetters {
     const prefix = prefixOfLane(lane);
     if (this.keyspace.shards.includes(prefix)) return lane;
     const key = lane.slice(laneKey(prefix, workflow, '').length);
-    return laneKey(this.keyspace.shards[this.keyspace.shardOf(phone)]!, workflow, key);
+    return laneKey(this.keyspace.shardPrefixOf(phone), workflow, key);
   }
 
   async close(): Promise<void> {

@@ -21,6 +21,8 @@ export interface Keyspace {
   global: string;
   shards: readonly string[];
   shardOf(phone: string): number;
+  /** The key prefix of the phone's shard. */
+  shardPrefixOf(phone: string): string;
   /** The metric label of a shard's queue: the queue name, with `@<shard>` when there are several. */
   queueLabel(queue: string, shard: number): string;
 }
@@ -43,18 +45,33 @@ export function shardOfPhone(phone: string, shards: number): number {
 
 export function createKeyspace(prefix: string, shards: number, clustered: boolean): Keyspace {
   const tagged = clustered || shards > 1;
+  const prefixes = tagged ? Array.from({ length: shards }, (_, shard) => `{${shardTag(prefix, shard, shards)}}`) : [prefix];
+  const shardOf = (phone: string) => (shards === 1 ? 0 : shardOfPhone(phone, shards));
   return {
     prefix,
     shardCount: shards,
     global: clustered ? `{${prefix}}` : prefix,
-    shards: tagged ? Array.from({ length: shards }, (_, shard) => `{${shardTag(prefix, shard, shards)}}`) : [prefix],
-    shardOf: (phone) => (shards === 1 ? 0 : shardOfPhone(phone, shards)),
+    shards: prefixes,
+    shardOf,
+    shardPrefixOf: (phone) => prefixes[shardOf(phone)]!,
     queueLabel: (queue, shard) => (shards === 1 ? queue : `${queue}@${shard}`),
   };
 }
 
-export function keyspaceOf(config: { queuePrefix: string; queueShards: number; redisClusterNodes: string[] | undefined }): Keyspace {
+type KeyspaceConfig = { queuePrefix: string; queueShards: number; redisClusterNodes: string[] | undefined };
+
+export function keyspaceOf(config: KeyspaceConfig): Keyspace {
   return createKeyspace(config.queuePrefix, config.queueShards, (config.redisClusterNodes?.length ?? 0) > 0);
+}
+
+/** What ShardLayouts needs from the configuration. */
+export function layoutOptionsOf(config: KeyspaceConfig & { dedupeTtlSeconds: number }) {
+  return {
+    prefix: config.queuePrefix,
+    clustered: (config.redisClusterNodes?.length ?? 0) > 0,
+    wantedShards: config.queueShards,
+    dedupeTtlSeconds: config.dedupeTtlSeconds,
+  };
 }
 
 /** How long a phone is remembered for first contact. */

@@ -132,7 +132,7 @@ export class ShardLayouts {
   }
 
   /** The record as it is, for a one-off command (the CLI): no switch, no polling. */
-  static async read(redis: RedisClient, options: Omit<LayoutOptions, 'logger' | 'dedupeTtlSeconds'>): Promise<Keyspace> {
+  static async read(redis: RedisClient, options: Pick<LayoutOptions, 'prefix' | 'clustered' | 'wantedShards'>): Promise<Keyspace> {
     const configured = createKeyspace(options.prefix, options.wantedShards, options.clustered);
     const raw = (await redis.get(layoutRecordKey(configured.global))) as string | null;
     return raw ? createKeyspace(options.prefix, parseLayoutRecord(raw).shards, options.clustered) : configured;

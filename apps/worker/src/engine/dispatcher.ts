@@ -82,13 +82,14 @@ export function createDispatcher(targets: readonly DispatchTarget[], eventsQueue
    * its intake lane (parking it until then), whether it is the phone's first contact.
    */
   const takeTurn = async (job: Job<EventJobData>, token: string | undefined, lane: string, event: NotifyerEvent) => {
-    const incoming = event.direction === 'incoming';
     const keys = [doneKey(prefix, job.id!), lane, phoneMemoryKey(prefix, event.phone)];
-    const turn = (await turnScript(keys, [job.id!, incoming ? 1 : 0, PHONE_MEMORY_SECONDS])) as [string, number?];
+    const args = [job.id!, event.direction === 'incoming' ? 1 : 0, PHONE_MEMORY_SECONDS];
+    const readTurn = async () => (await turnScript(keys, args)) as [string, number?];
+    const turn = await readTurn();
     if (turn[0] === 'dispatched') return undefined;
     if (turn[0] === 'head') return turn[1] === 1;
     await lanes.takeTurn(job, token, eventsQueue, lane);
-    const again = (await turnScript(keys, [job.id!, incoming ? 1 : 0, PHONE_MEMORY_SECONDS])) as [string, number?];
+    const again = await readTurn();
     return again[0] === 'dispatched' ? undefined : again[1] === 1;
   };
 

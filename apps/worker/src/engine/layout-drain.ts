@@ -16,7 +16,7 @@ export function olderShardsCheck(redis: RedisClient, layouts: ShardLayouts, work
   return async (event: WorkflowEvent): Promise<boolean> => {
     const retired = layouts.draining()?.keyspace;
     if (!retired || !layouts.isCurrentShard(shardPrefix)) return false;
-    const old = retired.shards[retired.shardOf(event.phone)]!;
+    const old = retired.shardPrefixOf(event.phone);
     if ((await redis.zcard(laneKey(old, EVENTS_QUEUE, event.phone))) > 0) return true;
     const sizes = await Promise.all(workflows.map((w) => redis.zcard(laneKey(old, w.name, w.key?.(event) ?? event.phone))));
     return sizes.some((size) => size > 0);
@@ -32,7 +32,7 @@ export function rememberedInOlderShards(redis: RedisClient, layouts: ShardLayout
   return async (phone: string): Promise<boolean> => {
     const older = layouts.retired(PHONE_MEMORY_SECONDS);
     if (older.length === 0) return false;
-    const found = await Promise.all(older.map((k) => redis.exists(phoneMemoryKey(k.shards[k.shardOf(phone)]!, phone))));
+    const found = await Promise.all(older.map((k) => redis.exists(phoneMemoryKey(k.shardPrefixOf(phone), phone))));
     return found.some((n) => n > 0);
   };
 }

@@ -1,4 +1,4 @@
-import { loadConfig, ShardLayouts, maskPhone, type AttemptRecord, type DeadLetterJobData } from '@replyflow/shared';
+import { layoutOptionsOf, loadConfig, ShardLayouts, maskPhone, type AttemptRecord, type DeadLetterJobData } from '@replyflow/shared';
 import type { Command } from 'commander';
 import { DeadLetters, type DeadLetterJob } from '../dead-letters.js';
 import { CommandFailedError, EXIT_USAGE } from '../errors.js';
@@ -51,12 +51,7 @@ export function registerDlq(program: Command): void {
 async function withDeadLetters(run: (deadLetters: DeadLetters) => Promise<void>): Promise<void> {
   const config = loadConfig('cli');
   const redis = await connectRedis(config);
-  const keyspace = await ShardLayouts.read(redis, {
-    prefix: config.queuePrefix,
-    clustered: !!config.redisClusterNodes?.length,
-    wantedShards: config.queueShards,
-  });
-  const deadLetters = new DeadLetters(redis, keyspace);
+  const deadLetters = new DeadLetters(redis, await ShardLayouts.read(redis, layoutOptionsOf(config)));
   try {
     await run(deadLetters);
   } finally {
