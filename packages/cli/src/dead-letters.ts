@@ -52,7 +52,7 @@ export class DeadLetters {
       const lane = this.currentLane(entry.data);
       const prefix = prefixOfLane(lane);
       const seq = await nextSeq(this.redis, prefix);
-      await enqueueWorkflowJob(this.redis, this.workflowQueue(entry.data.workflow, prefix), prefix, { ...toWorkflowJob(entry.data, seq), lane });
+      await enqueueWorkflowJob(this.redis, this.workflowQueue(entry.data.workflow, prefix), { ...toWorkflowJob(entry.data, seq), lane });
       // After the enqueue: a crash in between leaves the entry listed (replay again), never lost.
       await entry.remove();
     }

@@ -76,7 +76,7 @@ export const DISPATCHED_FIELD = '_';
  * while an entry whose job never arrives is removed by the lane's next job.
  * Both steps are idempotent, so a dispatch that crashed half-way is simply redone.
  */
-export async function enqueueWorkflowJob(redis: Redis | Cluster, queue: Queue<WorkflowJobData>, prefix: string, data: WorkflowJobData): Promise<void> {
+export async function enqueueWorkflowJob(redis: Redis | Cluster, queue: Queue<WorkflowJobData>, data: WorkflowJobData): Promise<void> {
   await redis.zadd(data.lane, 'NX', data.seq, workflowJobId(data.workflow, data.eventId));
   await addWorkflowJob(queue, data);
 }
