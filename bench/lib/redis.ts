@@ -86,16 +86,19 @@ export async function flushAll(client: Redis): Promise<void> {
 }
 
 /**
- * Deletes every key except BullMQ's queue `meta` hashes, for runs whose processes
- * keep running (their Queue objects wrote `meta` at start and never write it again).
+ * Deletes every key except BullMQ's queue `meta` hashes and the shard layout
+ * (record and shard stamps), for runs whose processes keep running: they wrote
+ * those at start and never write them again.
  */
+const KEPT_KEYS = /:(meta|owner|layouts)$/;
+
 export async function deleteDataKeys(client: Redis): Promise<number> {
   let cursor = '0';
   let deleted = 0;
   do {
     const [next, keys] = await client.scan(cursor, 'COUNT', 5000);
     cursor = next;
-    const doomed = keys.filter((key) => !key.endsWith(':meta'));
+    const doomed = keys.filter((key) => !KEPT_KEYS.test(key));
     for (let i = 0; i < doomed.length; i += 1000) deleted += await client.del(...doomed.slice(i, i + 1000));
   } while (cursor !== '0');
   await rewriteAof(client);

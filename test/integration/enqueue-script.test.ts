@@ -9,6 +9,8 @@ import { useRedisServer } from '../helpers/redis-server.js';
 
 const payload = loadFixture('incoming-text').json;
 const data = (phone: string): Omit<EventJobData, 'seq'> => ({ receivedAt: 1_800_000_000_000, traceId: 'trace', payload, phone });
+/** The job data as the ingest hands it to the script: JSON without `seq`. */
+const dataJson = (phone: string): string => JSON.stringify(data(phone));
 
 /** Every key of a queue prefix, with its type and content, minus what differs by nature (times, stream ids). */
 async function snapshot(redis: Redis, prefix: string): Promise<Record<string, unknown>> {
@@ -40,7 +42,7 @@ describe('one script for claim and enqueue (apps/ingest/src/enqueue-script.ts)',
     const enqueue = defineEnqueueScript(redis);
     for (const [n, phone] of ['447700900001', '447700900002', '447700900001'].entries()) {
       await viaQueue.add('event', { seq: n + 1, ...data(phone) }, { jobId: `id${n}`, removeOnComplete: true, removeOnFail: false });
-      assert.equal(await enqueue('b', 1, `id${n}`, data(phone)), `id${n}`);
+      assert.equal(await enqueue('b', 1, `id${n}`, phone, dataJson(phone)), `id${n}`);
     }
     const a = await snapshot(redis, 'a');
     const b = await snapshot(redis, 'b');
@@ -60,12 +62,12 @@ describe('one script for claim and enqueue (apps/ingest/src/enqueue-script.ts)',
     const redis = redisServer.client;
     const enqueue = defineEnqueueScript(redis);
     await redis.set(shardOwnerKey('c'), '2');
-    assert.equal(await enqueue('c', 1, 'e1', data('447700900003')), FENCED);
+    assert.equal(await enqueue('c', 1, 'e1', '447700900003', dataJson('447700900003')), FENCED);
     assert.equal(await redis.exists('c:events:e1', 'c:seq'), 0, 'a refused store writes nothing');
-    assert.equal(await enqueue('c', 2, 'e1', data('447700900003')), 'e1');
-    assert.equal(await enqueue('c', 2, 'e1', data('447700900003')), DUPLICATE);
+    assert.equal(await enqueue('c', 2, 'e1', '447700900003', dataJson('447700900003')), 'e1');
+    assert.equal(await enqueue('c', 2, 'e1', '447700900003', dataJson('447700900003')), DUPLICATE);
     await redis.hset('c:done:e2', '_', '1');
-    assert.equal(await enqueue('c', 2, 'e2', data('447700900003')), DUPLICATE, 'the done record answers after the job is gone');
+    assert.equal(await enqueue('c', 2, 'e2', '447700900003', dataJson('447700900003')), DUPLICATE, 'the done record answers after the job is gone');
     const seen: EventJobData[] = [];
     const connection = redis.duplicate({ maxRetriesPerRequest: null });
     const worker = new Worker<EventJobData>(EVENTS_QUEUE, async (job) => void seen.push(job.data), { connection, prefix: 'c' });

@@ -5,7 +5,6 @@ import {
   waitForReplicas,
   withDeadline,
   EVENTS_QUEUE,
-  type EventJobData,
   type Keyspace,
   type RedisClient,
   type ShardLayouts,
@@ -14,6 +13,22 @@ import { Queue } from 'bullmq';
 import { defineEnqueueScript, DUPLICATE, FENCED, type EnqueueScript } from './enqueue-script.js';
 
 export type StoreOutcome = 'queued' | 'duplicate';
+
+/** What the ingest knows of an event besides its id and phone; `payloadJson` is the body's text, which parsed as JSON. */
+export interface IncomingEvent {
+  receivedAt: number;
+  traceId: string;
+  payloadJson: string;
+}
+
+/**
+ * The event's job data (EventJobData) as JSON, without `seq` (the store
+ * script adds it). The payload goes in as the text it arrived as: it parsed
+ * as JSON, so it reads back as the same value, without a second stringify.
+ */
+function jobDataJson(phone: string, event: IncomingEvent): string {
+  return `{"receivedAt":${event.receivedAt},"traceId":${JSON.stringify(event.traceId)},"phone":${JSON.stringify(phone)},"payload":${event.payloadJson}}`;
+}
 
 /** How long a webhook may wait for Redis before it is told to come back later (contract: 1 s). */
 const STORE_DEADLINE_MS = 1000;
@@ -32,7 +47,7 @@ const FENCED_RETRIES = 3;
  */
 export class EventStore {
   private readonly enqueue: EnqueueScript;
-  private readonly queues = new Map<string, Queue<EventJobData>>();
+  private readonly queues = new Map<string, Queue>();
 
   constructor(
     private readonly redis: RedisClient,
@@ -42,8 +57,8 @@ export class EventStore {
     this.enqueue = defineEnqueueScript(redis);
   }
 
-  store(eventId: string, phone: string, data: Omit<EventJobData, 'seq' | 'phone'>): Promise<StoreOutcome> {
-    return withDeadline(this.storeOnce(eventId, phone, data), STORE_DEADLINE_MS);
+  store(eventId: string, phone: string, event: IncomingEvent): Promise<StoreOutcome> {
+    return withDeadline(this.storeOnce(eventId, phone, jobDataJson(phone, event)), STORE_DEADLINE_MS);
   }
 
   /**
@@ -51,10 +66,10 @@ export class EventStore {
    * with QUEUE_SHARDS changes). The script adds the jobs; the Queue writes the
    * queue's settings (the cap on its event stream) and is what the ingest closes.
    */
-  private openQueue(shardPrefix: string): Queue<EventJobData> {
+  private openQueue(shardPrefix: string): Queue {
     let queue = this.queues.get(shardPrefix);
     if (!queue) {
-      queue = new Queue<EventJobData>(EVENTS_QUEUE, { connection: this.redis, prefix: shardPrefix, streams: { events: { maxLen: 1000 } } });
+      queue = new Queue(EVENTS_QUEUE, { connection: this.redis, prefix: shardPrefix, streams: { events: { maxLen: 1000 } } });
       queue.on('error', () => {}); // failures surface as rejected adds
       this.queues.set(shardPrefix, queue);
     }
@@ -65,13 +80,13 @@ export class EventStore {
     await Promise.all([...this.queues.values()].map((queue) => queue.close()));
   }
 
-  private async storeOnce(eventId: string, phone: string, data: Omit<EventJobData, 'seq' | 'phone'>): Promise<StoreOutcome> {
+  private async storeOnce(eventId: string, phone: string, data: string): Promise<StoreOutcome> {
     if (await this.knownInRetiredShards(eventId, phone)) return 'duplicate';
     for (let attempt = 1; ; attempt++) {
       const keyspace = this.layouts.current;
       const p = keyspace.shardPrefixOf(phone);
       this.openQueue(p);
-      const outcome = await this.enqueue(p, keyspace.shardCount, eventId, { ...data, phone });
+      const outcome = await this.enqueue(p, keyspace.shardCount, eventId, phone, data);
       if (outcome === FENCED) {
         if (attempt === FENCED_RETRIES) throw new Error('the shard layout is changing');
         await this.layouts.refresh();

@@ -12,8 +12,19 @@ const sha256 = (value: string | Buffer): Buffer => createHash('sha256').update(v
 function tokenMatches(header: string, secrets: readonly string[]): boolean {
   const presented = sha256(header);
   let matched = false;
-  for (const secret of secrets) matched = timingSafeEqual(presented, sha256(secret)) || matched;
+  for (const digest of secretDigests(secrets)) matched = timingSafeEqual(presented, digest) || matched;
   return matched;
+}
+
+/** The secrets' digests, computed once per set of secrets (a reload makes a new set) rather than for every webhook. */
+const digestsOf = new WeakMap<readonly string[], Buffer[]>();
+function secretDigests(secrets: readonly string[]): Buffer[] {
+  let digests = digestsOf.get(secrets);
+  if (!digests) {
+    digests = secrets.map(sha256);
+    digestsOf.set(secrets, digests);
+  }
+  return digests;
 }
 
 /** Accepts hex, base64 or base64url, optionally prefixed `sha256=`. */

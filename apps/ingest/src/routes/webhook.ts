@@ -29,10 +29,12 @@ function isJsonContentType(header: string | undefined): boolean {
   return mediaType === 'application/json';
 }
 
-function parseJson(body: Buffer): unknown {
+/** The body's text and the value it holds. */
+function parseJson(body: Buffer): { text: string; value: unknown } {
   if (!isUtf8(body)) throw new HttpError(400, 'invalid_json', 'the body is not valid UTF-8');
+  const text = body.toString('utf8');
   try {
-    return JSON.parse(body.toString('utf8'));
+    return { text, value: JSON.parse(text) };
   } catch {
     throw new HttpError(400, 'invalid_json', 'the body is not valid JSON');
   }
@@ -58,7 +60,8 @@ export function webhookHandler(deps: WebhookDeps) {
     if (!verifySignature(deps.signatureMode, req.get('x-webhook-signature'), body, deps.secrets.current())) {
       throw new HttpError(401, 'invalid_signature', 'X-Webhook-Signature is missing or wrong');
     }
-    const parsed = parseNotifyerPayload(parseJson(body));
+    const json = parseJson(body);
+    const parsed = parseNotifyerPayload(json.value);
     if (!parsed.ok) {
       throw new HttpError(422, 'invalid_payload', 'the payload does not match the Notifyer webhook schema', {}, {
         issues: parsed.issues,
@@ -67,7 +70,7 @@ export function webhookHandler(deps: WebhookDeps) {
     const { event } = parsed;
     let outcome;
     try {
-      outcome = await deps.store.store(event.id, event.phone, { receivedAt: Date.now(), traceId: traceIdOf(req, event.id), payload: event.raw });
+      outcome = await deps.store.store(event.id, event.phone, { receivedAt: Date.now(), traceId: traceIdOf(req, event.id), payloadJson: json.text });
     } catch (error) {
       deps.logger.warn({ eventId: event.id, err: (error as Error).message }, 'could not store event, answering 503');
       throw new HttpError(503, 'unavailable', 'the event store is unavailable, retry later', { 'retry-after': '5' });
