@@ -22,7 +22,7 @@ import { DelayedError, type Job, type Queue } from 'bullmq';
 import { stepsKey, type RunAttempt } from './attempt.js';
 import { backoffDelayMs } from './backoff.js';
 import type { DeadLetters } from './dead-letter.js';
-import type { LaneExit, Lanes } from './lanes.js';
+import { joinAnswerOf, joinLaneCall, JOIN_LANE_LUA, type JoinAnswer, type LaneExit, type LaneSeat, type Lanes } from './lanes.js';
 
 const DEBOUNCE_KEY_MARGIN_MS = 60_000;
 /** How often an event re-checks the phone's old shards after a change of QUEUE_SHARDS. */
@@ -31,16 +31,26 @@ const OLDER_SHARDS_RECHECK_MS = 250;
 // The dispatcher's first round trip, for the common case of an event that
 // heads its intake lane: 'dispatched' (the done record says so), 'wait' (not
 // the head: Lanes.takeTurn decides), or 'head' and whether this is the phone's
-// first contact. The first-contact SET keeps the event id, so a redone
+// first contact, then the answers of the workflow lanes it joined on the way
+// (joinLane, lanes.ts). The first-contact SET keeps the event id, so a redone
 // dispatch agrees; it happens only at the head, in acceptance order.
-// KEYS: done record, intake lane, the phone's first-contact key.
-// ARGV: event id, 1 when the event is incoming, how long a phone is remembered.
-const TURN_SCRIPT = `
+// KEYS: done record, intake lane, the phone's first-contact key, then per lane
+// to join its lane, workflow job, done record and steps.
+// ARGV: event id, 1 when the event is incoming, how long a phone is remembered,
+// then per lane to join its member, sequence and done field.
+const TURN_SCRIPT = `${JOIN_LANE_LUA}
 if redis.call('HEXISTS', KEYS[1], '${DISPATCHED_FIELD}') == 1 then return {'dispatched'} end
 if redis.call('ZRANGE', KEYS[2], 0, 0)[1] ~= ARGV[1] then return {'wait'} end
-if ARGV[2] ~= '1' then return {'head', 0} end
-local previous = redis.call('SET', KEYS[3], ARGV[1], 'NX', 'GET', 'EX', ARGV[3])
-return {'head', (not previous or previous == ARGV[1]) and 1 or 0}`;
+local turn = {'head', 0}
+if ARGV[2] == '1' then
+  local previous = redis.call('SET', KEYS[3], ARGV[1], 'NX', 'GET', 'EX', ARGV[3])
+  if not previous or previous == ARGV[1] then turn[2] = 1 end
+end
+for i = 1, (#KEYS - 3) / 4 do
+  local k, a = 4 * i, 3 * i + 1
+  turn[2 + i] = joinLane(KEYS[k], KEYS[k + 1], KEYS[k + 2], KEYS[k + 3], ARGV[a], ARGV[a + 1], ARGV[a + 2])
+end
+return turn`;
 
 export interface DispatcherDeps {
   redis: RedisClient;
@@ -76,21 +86,40 @@ export interface DispatchTarget {
 export function createDispatcher(targets: readonly DispatchTarget[], eventsQueue: Queue<EventJobData>, deps: DispatcherDeps) {
   const { redis, lanes, prefix } = deps;
   const turnScript = defineScript(redis, 'replyflowDispatchTurn', TURN_SCRIPT);
+  // Workflows that take every event in the phone's order (no match, no key of
+  // their own) join their lanes in the turn's round trip: one call less per event.
+  const joinEarly = targets.filter(({ workflow }) => !workflow.match && !workflow.key);
+
+  const seatFor = (workflow: Workflow, eventId: string, orderKey: string, seq: number): LaneSeat => {
+    const jobId = workflowJobId(workflow.name, eventId);
+    return {
+      lane: laneKey(prefix, workflow.name, orderKey),
+      member: jobId,
+      seq,
+      jobKey: jobKey(prefix, workflow.name, jobId),
+      doneKey: doneKey(prefix, eventId),
+      field: workflow.name,
+      stepsKey: stepsKey(prefix, jobId),
+    };
+  };
 
   /**
    * Undefined when the event was dispatched already; otherwise, once it heads
-   * its intake lane (parking it until then), whether it is the phone's first contact.
+   * its intake lane (parking it until then), whether it is the phone's first
+   * contact and the answers of the `early` lanes it joined.
    */
-  const takeTurn = async (job: Job<EventJobData>, token: string | undefined, lane: string, event: NotifyerEvent) => {
-    const keys = [doneKey(prefix, job.id!), lane, phoneMemoryKey(prefix, event.phone)];
-    const args = [job.id!, event.direction === 'incoming' ? 1 : 0, PHONE_MEMORY_SECONDS];
-    const readTurn = async () => (await turnScript(keys, args)) as [string, number?];
-    const turn = await readTurn();
+  const takeTurn = async (job: Job<EventJobData>, token: string | undefined, lane: string, event: NotifyerEvent, early: LaneSeat[]) => {
+    const calls = early.map(joinLaneCall);
+    const keys = [doneKey(prefix, job.id!), lane, phoneMemoryKey(prefix, event.phone), ...calls.flatMap((call) => call.keys)];
+    const args = [job.id!, event.direction === 'incoming' ? 1 : 0, PHONE_MEMORY_SECONDS, ...calls.flatMap((call) => call.args)];
+    const readTurn = async () => (await turnScript(keys, args)) as [string, number?, ...unknown[]];
+    let turn = await readTurn();
+    if (turn[0] === 'wait') {
+      await lanes.takeTurn(job, token, eventsQueue, lane);
+      turn = await readTurn();
+    }
     if (turn[0] === 'dispatched') return undefined;
-    if (turn[0] === 'head') return turn[1] === 1;
-    await lanes.takeTurn(job, token, eventsQueue, lane);
-    const again = await readTurn();
-    return again[0] === 'dispatched' ? undefined : again[1] === 1;
+    return { firstContact: turn[1] === 1, joined: turn.slice(2).map(joinAnswerOf) };
   };
 
   /**
@@ -119,8 +148,11 @@ export function createDispatcher(targets: readonly DispatchTarget[], eventsQueue
     return storeSteps;
   };
 
-  /** Returns the lanes of the workflows that finished inline, to leave with the intake lane. */
-  const dispatch = async (job: Job<EventJobData>, event: WorkflowEvent): Promise<LaneExit[]> => {
+  /**
+   * Returns the lanes of the workflows that finished inline, to leave with the
+   * intake lane. `joined`: the answers of the lanes joined in the turn.
+   */
+  const dispatch = async (job: Job<EventJobData>, event: WorkflowEvent, joined: ReadonlyMap<DispatchTarget, JoinAnswer>): Promise<LaneExit[]> => {
     const exits: LaneExit[] = [];
     // A finished workflow's last result waits for the finishing script, which
     // deletes it, unless another runs inline first: a crash during that one
@@ -128,8 +160,11 @@ export function createDispatcher(targets: readonly DispatchTarget[], eventsQueue
     let storeFinishedSteps: (() => Promise<void>) | undefined;
     for (const target of targets) {
       const { workflow, queue } = target;
-      if (!(workflow.match?.(event) ?? true)) continue;
-      const jobId = workflowJobId(workflow.name, event.id);
+      const early = joined.get(target);
+      if (!early && !(workflow.match?.(event) ?? true)) continue;
+      const seat = seatFor(workflow, event.id, workflow.key?.(event) ?? event.phone, job.data.seq);
+      const answer = early ?? (await lanes.join(seat));
+      if (answer.state === 'finished' || answer.state === 'queued') continue;
       const data: WorkflowJobData = {
         eventId: event.id,
         workflow: workflow.name,
@@ -137,27 +172,17 @@ export function createDispatcher(targets: readonly DispatchTarget[], eventsQueue
         traceId: job.data.traceId,
         payload: job.data.payload,
         seq: job.data.seq,
-        lane: laneKey(prefix, workflow.name, workflow.key?.(event) ?? event.phone),
+        lane: seat.lane,
         firstContact: event.firstContact,
       };
-      const seat = await lanes.join({
-        lane: data.lane,
-        member: jobId,
-        seq: data.seq,
-        jobKey: jobKey(prefix, workflow.name, jobId),
-        doneKey: doneKey(prefix, event.id),
-        field: workflow.name,
-        stepsKey: stepsKey(prefix, jobId),
-      });
-      if (seat.state === 'finished' || seat.state === 'queued') continue;
       const debounce = workflow.debounce?.(event);
       if (debounce) {
-        await redis.set(debounceKey(deps.queuePrefix, workflow.name, debounce.key), jobId, 'PX', debounce.ms + DEBOUNCE_KEY_MARGIN_MS);
+        await redis.set(debounceKey(deps.queuePrefix, workflow.name, debounce.key), seat.member, 'PX', debounce.ms + DEBOUNCE_KEY_MARGIN_MS);
       }
       // A debounced event always waits for later ones: no use trying it now.
-      if (seat.state === 'head' && !debounce) {
+      if (answer.state === 'head' && !debounce) {
         await storeFinishedSteps?.();
-        storeFinishedSteps = await runInline(target, event, data, seat.stored, exits);
+        storeFinishedSteps = await runInline(target, event, data, answer.stored, exits);
       } else await addWorkflowJob(queue, data);
     }
     return exits;
@@ -169,17 +194,18 @@ export function createDispatcher(targets: readonly DispatchTarget[], eventsQueue
     try {
       const parsed = parseNotifyerPayload(job.data.payload);
       if (!parsed.ok) throw new Error(`job ${job.id} holds an invalid payload`);
-      const firstContact = await takeTurn(job, token, lane, parsed.event);
+      const early = joinEarly.map(({ workflow }) => seatFor(workflow, job.id!, parsed.event.phone, job.data.seq));
+      const turn = await takeTurn(job, token, lane, parsed.event, early);
       let inlineExits: LaneExit[] = [];
-      if (firstContact !== undefined) {
-        const event = { ...parsed.event, receivedAt: job.data.receivedAt, firstContact, traceId: job.data.traceId };
+      if (turn) {
+        const event = { ...parsed.event, receivedAt: job.data.receivedAt, firstContact: turn.firstContact, traceId: job.data.traceId };
         if (await deps.olderShardsBusy(event)) {
           // Still the head of its lane, so the phone's later events wait behind it.
           await job.moveToDelayed(Date.now() + OLDER_SHARDS_RECHECK_MS, token);
           throw new DelayedError();
         }
         if (event.firstContact && (await deps.rememberedInOlderShards(event.phone))) event.firstContact = false;
-        inlineExits = await dispatch(job, event);
+        inlineExits = await dispatch(job, event, new Map(joinEarly.map((target, i) => [target, turn.joined[i]!])));
       }
       // Also for a second job of an already dispatched event (two deliveries racing at the ingest).
       await lanes.finish(job, token, eventsQueue, done, deps.dedupeTtlSeconds, [

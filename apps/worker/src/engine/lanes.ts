@@ -34,15 +34,35 @@ return heads`;
 // Joins a workflow's lane for the dispatcher, and says what to do: 'finished'
 // (the done record has the workflow), 'queued' (its job exists: a redone
 // dispatch), 'behind' (an earlier entry heads the lane: enqueue the job), or
-// 'head' with the job's stored steps (run it now). One script, so nothing can
-// finish or join between the checks.
+// 'head' with the job's stored steps (run it now). Inside one script, so
+// nothing can finish or join between the checks. The dispatcher's turn script
+// calls it too (dispatcher.ts).
+export const JOIN_LANE_LUA = `
+local function joinLane(lane, job, done, steps, member, seq, field)
+  if redis.call('HEXISTS', done, field) == 1 then return {'finished'} end
+  redis.call('ZADD', lane, 'NX', seq, member)
+  if redis.call('EXISTS', job) == 1 then return {'queued'} end
+  if redis.call('ZRANGE', lane, 0, 0)[1] ~= member then return {'behind'} end
+  return {'head', redis.call('HGETALL', steps)}
+end`;
+
 // KEYS: lane, workflow job, done record, steps. ARGV: member, seq, done field.
-const JOIN_SCRIPT = `
-if redis.call('HEXISTS', KEYS[3], ARGV[3]) == 1 then return {'finished'} end
-redis.call('ZADD', KEYS[1], 'NX', ARGV[2], ARGV[1])
-if redis.call('EXISTS', KEYS[2]) == 1 then return {'queued'} end
-if redis.call('ZRANGE', KEYS[1], 0, 0)[1] ~= ARGV[1] then return {'behind'} end
-return {'head', redis.call('HGETALL', KEYS[4])}`;
+const JOIN_SCRIPT = `${JOIN_LANE_LUA}
+return joinLane(KEYS[1], KEYS[2], KEYS[3], KEYS[4], ARGV[1], ARGV[2], ARGV[3])`;
+
+/** A seat's keys and arguments for joinLane, in its order. */
+export function joinLaneCall(seat: LaneSeat): { keys: string[]; args: (string | number)[] } {
+  return { keys: [seat.lane, seat.jobKey, seat.doneKey, seat.stepsKey], args: [seat.member, seat.seq, seat.field] };
+}
+
+/** joinLane's reply, read. */
+export function joinAnswerOf(reply: unknown): JoinAnswer {
+  const [state, flat] = reply as [JoinAnswer['state'], string[]?];
+  if (state !== 'head') return { state };
+  const stored: Record<string, string> = {};
+  for (let i = 0; i + 1 < flat!.length; i += 2) stored[flat![i]!] = flat![i + 1]!;
+  return { state, stored };
+}
 
 /** Leaving one lane: what finishing writes to the event's done record, and what becomes of the steps. */
 export interface LaneExit {
@@ -122,14 +142,8 @@ export class Lanes {
 
   /** Puts `seat.member` in its lane (NX) unless its workflow already finished; see JOIN_SCRIPT for the answers. */
   async join(seat: LaneSeat): Promise<JoinAnswer> {
-    const [state, flat] = (await this.joinScript(
-      [seat.lane, seat.jobKey, seat.doneKey, seat.stepsKey],
-      [seat.member, seat.seq, seat.field],
-    )) as [JoinAnswer['state'], string[]?];
-    if (state !== 'head') return { state };
-    const stored: Record<string, string> = {};
-    for (let i = 0; i + 1 < flat!.length; i += 2) stored[flat![i]!] = flat![i + 1]!;
-    return { state, stored };
+    const { keys, args } = joinLaneCall(seat);
+    return joinAnswerOf(await this.joinScript(keys, args));
   }
 
   private async park(job: Job<LaneJobData>, token: string | undefined, lane: string): Promise<never> {
