@@ -23,6 +23,17 @@ const agent = new Agent({ connections: concurrency, keepAliveTimeout: 10_000, ke
 
 async function post(job: Job<ForwardBody>): Promise<void> {
   const body = JSON.stringify(job.data);
+  // The same total deadline as replyflow's http-post.ts, the same way.
+  const controller = new AbortController();
+  const deadline = setTimeout(() => controller.abort(), timeoutMs);
+  try {
+    await postOnce(job, body, controller.signal);
+  } finally {
+    clearTimeout(deadline);
+  }
+}
+
+async function postOnce(job: Job<ForwardBody>, body: string, signal: AbortSignal): Promise<void> {
   const response = await request(forwardUrl, {
     method: 'POST',
     headers: {
@@ -33,7 +44,7 @@ async function post(job: Job<ForwardBody>): Promise<void> {
     },
     body,
     dispatcher: agent,
-    signal: AbortSignal.timeout(timeoutMs),
+    signal,
     headersTimeout: timeoutMs,
     bodyTimeout: timeoutMs,
   });
