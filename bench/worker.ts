@@ -10,7 +10,7 @@ import { baselineScript } from './lib/baselines.js';
 import type { BenchContext } from './lib/context.js';
 import { postAll } from './lib/http-load.js';
 import { progress, sleep } from './lib/log.js';
-import { bodyAt, timeBase } from './lib/payloads.js';
+import { bodyAt, phoneOf, timeBase } from './lib/payloads.js';
 import { startNode, type NodeProcess } from './lib/procs.js';
 import { startReceiver, type CountingReceiver } from './lib/receiver.js';
 import { flushAll } from './lib/redis.js';
@@ -179,8 +179,12 @@ export async function drainReplyflow(ctx: BenchContext, workers: number, receive
   const started: NodeProcess[] = [];
   try {
     const base = timeBase(events);
-    const sent = await postAll(`http://127.0.0.1:${port}/webhooks/notifyer`, events, config.connections, (n) =>
-      bodyAt(ctx.templates, n, base, config.phones),
+    const sent = await postAll(
+      `http://127.0.0.1:${port}/webhooks/notifyer`,
+      events,
+      config.connections,
+      (n) => bodyAt(ctx.templates, n, base, config.phones),
+      (n) => phoneOf(n, config.phones),
     );
     if (sent.statuses['202'] !== events) throw new Error(`ingest answered ${JSON.stringify(sent.statuses)} to ${events} new events`);
     started.push(...(await Promise.all(Array.from({ length: workers }, () => startWorker(ctx, receiver.url, [], env)))));

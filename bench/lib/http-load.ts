@@ -34,18 +34,34 @@ function summarize(statuses: Record<string, number>, latencies: number[], starte
   };
 }
 
-/** Posts bodies 0..count-1 as fast as `concurrency` connections allow. */
-export async function postAll(url: string, count: number, concurrency: number, body: (n: number) => string): Promise<SendSummary> {
+/**
+ * Posts bodies 0..count-1 as fast as `concurrency` connections allow. With
+ * `orderKey`, a body waits until the previous one with the same key (a phone)
+ * is answered, as a sender does for one conversation: otherwise one slow
+ * answer lets the key's next body be accepted first.
+ */
+export async function postAll(
+  url: string,
+  count: number,
+  concurrency: number,
+  body: (n: number) => string,
+  orderKey?: (n: number) => string,
+): Promise<SendSummary> {
   const { origin, pathname } = new URL(url);
   const pool = new Pool(origin, { connections: concurrency });
   const statuses: Record<string, number> = {};
   const latencies: number[] = [];
   const startedAt = performance.now();
+  const answeredLast = new Map<string, Promise<unknown>>();
   let next = 0;
   const lane = async () => {
     for (let n = next++; n < count; n = next++) {
+      const key = orderKey?.(n);
+      if (key !== undefined) await answeredLast.get(key);
       const t0 = performance.now();
-      const status = await postOnce(pool, pathname, body(n));
+      const posted = postOnce(pool, pathname, body(n));
+      if (key !== undefined) answeredLast.set(key, posted);
+      const status = await posted;
       latencies.push(performance.now() - t0);
       statuses[status] = (statuses[status] ?? 0) + 1;
     }

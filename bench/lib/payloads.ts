@@ -53,8 +53,9 @@ export const templateIndex = (n: number, phones: number, templates: number): num
 
 /**
  * The n-th body of a run: phone n mod phones, time base + n. A phone's bodies
- * are `phones` apart, so with fewer connections than phones two of them are
- * never in flight together: acceptance order is message-time order.
+ * are `phones` apart; where order is checked, the sender also waits for a
+ * phone's previous answer (postAll's orderKey), so acceptance order is
+ * message-time order even when one answer is slow.
  */
 export function bodyAt(templates: readonly Template[], n: number, base: number, phones: number): string {
   const template = templates[templateIndex(n, phones, templates.length)] as Template;
