@@ -81,7 +81,8 @@ export class EventStore {
   }
 
   private async storeOnce(eventId: string, phone: string, data: string): Promise<StoreOutcome> {
-    if (await this.knownInRetiredShards(eventId, phone)) return 'duplicate';
+    const retired = this.layouts.retired();
+    if (retired.length > 0 && (await this.knownInShards(retired, eventId, phone))) return 'duplicate';
     for (let attempt = 1; ; attempt++) {
       const keyspace = this.layouts.current;
       const p = keyspace.shardPrefixOf(phone);
@@ -106,9 +107,9 @@ export class EventStore {
    * old shard. A place in the old lane without the job means an old store is
    * still adding it, or failed to: the caller gets a 503 and retries.
    */
-  private async knownInRetiredShards(eventId: string, phone: string): Promise<boolean> {
+  private async knownInShards(retired: Keyspace[], eventId: string, phone: string): Promise<boolean> {
     const found = await Promise.all(
-      this.layouts.retired().map(async (keyspace: Keyspace) => {
+      retired.map(async (keyspace) => {
         const p = keyspace.shardPrefixOf(phone);
         const [stored, placed] = await Promise.all([
           this.redis.exists(doneKey(p, eventId), jobKey(p, EVENTS_QUEUE, eventId)),
