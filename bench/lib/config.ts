@@ -54,13 +54,13 @@ export function loadBenchConfig(env: NodeJS.ProcessEnv = process.env): BenchConf
     if (!SECTIONS.includes(section)) throw new Error(`BENCH_SECTIONS: unknown section ${section} (known: ${SECTIONS.join(', ')})`);
   }
   return {
-    seconds: numberFrom(env, 'BENCH_SECONDS', 10, 1),
+    seconds: numberFrom(env, 'BENCH_SECONDS', 5, 1),
     warmupSeconds: numberFrom(env, 'BENCH_WARMUP_SECONDS', 3, 0),
-    rounds: Math.round(numberFrom(env, 'BENCH_ROUNDS', 3, 1)),
+    rounds: Math.round(numberFrom(env, 'BENCH_ROUNDS', 6, 1)),
     connections: Math.round(numberFrom(env, 'BENCH_CONNECTIONS', 50, 1)),
     events: Math.round(numberFrom(env, 'BENCH_EVENTS', 20_000, 100)),
     phones: Math.round(numberFrom(env, 'BENCH_PHONES', 500, 1)),
-    workerRounds: Math.round(numberFrom(env, 'BENCH_WORKER_ROUNDS', 2, 1)),
+    workerRounds: Math.round(numberFrom(env, 'BENCH_WORKER_ROUNDS', 3, 1)),
     workerConcurrency: Math.round(numberFrom(env, 'BENCH_WORKER_CONCURRENCY', 32, 1)),
     soakSeconds: numberFrom(env, 'BENCH_SOAK_SECONDS', 300, 5),
     soakRate: numberFrom(env, 'BENCH_SOAK_RATE', 300, 1),
