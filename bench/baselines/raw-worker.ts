@@ -1,9 +1,10 @@
 // The worker baselines: a plain BullMQ Worker at replyflow's concurrency, either
 // doing the same POST as replyflow's forward workflow (undici, keep-alive, one
 // pool of CONCURRENCY connections, the same timeouts) or nothing at all
-// (BullMQ's own ceiling). No lanes, so no per-phone order. Env: REDIS_URL,
+// (BullMQ's own ceiling). No lanes, so no per-phone order. Its traceparent is
+// made as replyflow makes it (newSpanId), so both pay the same for it. Env: REDIS_URL,
 // QUEUE, PREFIX, CONCURRENCY, MODE (post | noop), FORWARD_URL, TARGET.
-import { randomBytes } from 'node:crypto';
+import { newSpanId } from '@replyflow/shared';
 import { Worker, type Job } from 'bullmq';
 import { Redis } from 'ioredis';
 import { Agent, request } from 'undici';
@@ -40,7 +41,8 @@ async function postOnce(job: Job<ForwardBody>, body: string, signal: AbortSignal
       'content-type': 'application/json',
       'webhook-id': job.data.id,
       'webhook-timestamp': String(Math.floor(Date.now() / 1000)),
-      traceparent: `00-${randomBytes(16).toString('hex')}-${randomBytes(8).toString('hex')}-01`,
+      // As replyflow's forward does: the trace from the event id, span ids from a pooled random draw.
+      traceparent: `00-${job.data.id.slice(0, 32)}-${newSpanId()}-01`,
     },
     body,
     dispatcher: agent,

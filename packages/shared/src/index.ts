@@ -12,5 +12,6 @@ export * from './queues.js';
 export * from './redis-script.js';
 export * from './redis.js';
 export * from './replica-ack.js';
+export * from './span-id.js';
 export * from './webhook-secrets.js';
 export * from './webhook-signature.js';

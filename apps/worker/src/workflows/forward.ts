@@ -1,4 +1,4 @@
-import { randomBytes } from 'node:crypto';
+import { newSpanId } from '@replyflow/shared';
 import { defineWorkflow, type RateLimit, type Workflow, type WorkflowEvent } from '@replyflow/workflow';
 import { Webhook } from 'standardwebhooks';
 import type { Agent } from 'undici';
@@ -10,19 +10,6 @@ export interface ForwardOptions {
   timeoutMs: number;
   agent: Agent;
   rateLimit: RateLimit | undefined;
-}
-
-// randomBytes goes into OpenSSL on every call, a visible cost per event; one
-// 4 KiB draw serves 512 span ids.
-let spanIdPool = Buffer.alloc(0);
-let spanIdOffset = 0;
-function newSpanId(): string {
-  if (spanIdOffset + 8 > spanIdPool.length) {
-    spanIdPool = randomBytes(4096);
-    spanIdOffset = 0;
-  }
-  spanIdOffset += 8;
-  return spanIdPool.toString('hex', spanIdOffset - 8, spanIdOffset);
 }
 
 /** The body of section 5 of the contract. */
