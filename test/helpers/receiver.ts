@@ -47,6 +47,8 @@ export async function startReceiver(behaviour: Behaviour = answerOk): Promise<Re
   });
 
   async function handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
+    // When the request arrived, before reading its body adds its own event-loop hops.
+    const at = Date.now();
     const chunks: Buffer[] = [];
     for await (const chunk of req) chunks.push(chunk as Buffer);
     const body = Buffer.concat(chunks).toString('utf8');
@@ -56,7 +58,7 @@ export async function startReceiver(behaviour: Behaviour = answerOk): Promise<Re
       headers: req.headers,
       body,
       json: parseJson(body),
-      at: Date.now(),
+      at,
     };
     requests.push(recorded);
     const reply = await current(recorded, requests.length);
