@@ -150,9 +150,13 @@ export function createDispatcher(targets: readonly DispatchTarget[], eventsQueue
 
   /**
    * Returns the lanes of the workflows that finished inline, to leave with the
-   * intake lane. `joined`: the answers of the lanes joined in the turn.
+   * intake lane. `joined`: the seats taken in the turn, with their answers.
    */
-  const dispatch = async (job: Job<EventJobData>, event: WorkflowEvent, joined: ReadonlyMap<DispatchTarget, JoinAnswer>): Promise<LaneExit[]> => {
+  const dispatch = async (
+    job: Job<EventJobData>,
+    event: WorkflowEvent,
+    joined: ReadonlyMap<DispatchTarget, { seat: LaneSeat; answer: JoinAnswer }>,
+  ): Promise<LaneExit[]> => {
     const exits: LaneExit[] = [];
     // A finished workflow's last result waits for the finishing script, which
     // deletes it, unless another runs inline first: a crash during that one
@@ -162,8 +166,8 @@ export function createDispatcher(targets: readonly DispatchTarget[], eventsQueue
       const { workflow, queue } = target;
       const early = joined.get(target);
       if (!early && !(workflow.match?.(event) ?? true)) continue;
-      const seat = seatFor(workflow, event.id, workflow.key?.(event) ?? event.phone, job.data.seq);
-      const answer = early ?? (await lanes.join(seat));
+      const seat = early?.seat ?? seatFor(workflow, event.id, workflow.key?.(event) ?? event.phone, job.data.seq);
+      const answer = early?.answer ?? (await lanes.join(seat));
       if (answer.state === 'finished' || answer.state === 'queued') continue;
       const data: WorkflowJobData = {
         eventId: event.id,
@@ -205,7 +209,7 @@ export function createDispatcher(targets: readonly DispatchTarget[], eventsQueue
           throw new DelayedError();
         }
         if (event.firstContact && (await deps.rememberedInOlderShards(event.phone))) event.firstContact = false;
-        inlineExits = await dispatch(job, event, new Map(joinEarly.map((target, i) => [target, turn.joined[i]!])));
+        inlineExits = await dispatch(job, event, new Map(joinEarly.map((target, i) => [target, { seat: early[i]!, answer: turn.joined[i]! }])));
       }
       // Also for a second job of an already dispatched event (two deliveries racing at the ingest).
       await lanes.finish(job, token, eventsQueue, done, deps.dedupeTtlSeconds, [

@@ -140,7 +140,7 @@ export class Lanes {
     await Promise.all((heads ?? []).map((head, index) => (head ? this.promote(exits[index]!.queue, head) : undefined)));
   }
 
-  /** Puts `seat.member` in its lane (NX) unless its workflow already finished; see JOIN_SCRIPT for the answers. */
+  /** Puts `seat.member` in its lane (NX) unless its workflow already finished; see JOIN_LANE_LUA for the answers. */
   async join(seat: LaneSeat): Promise<JoinAnswer> {
     const { keys, args } = joinLaneCall(seat);
     return joinAnswerOf(await this.joinScript(keys, args));
