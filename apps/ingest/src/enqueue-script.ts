@@ -1,5 +1,5 @@
 import { createRequire } from 'node:module';
-import { defineScript, doneKey, laneKey, seqKey, shardOwnerKey, EVENTS_QUEUE, type RedisClient } from '@replyflow/shared';
+import { defineBatchedScript, doneKey, laneKey, seqKey, shardOwnerKey, EVENTS_QUEUE, type RedisClient } from '@replyflow/shared';
 import { QueueKeys } from 'bullmq';
 
 export const DUPLICATE = -1;
@@ -49,7 +49,7 @@ export type EnqueueScript = (shardPrefix: string, shardCount: number, eventId: s
 
 /** Claim and add in one script: returns the job id, DUPLICATE or FENCED. */
 export function defineEnqueueScript(redis: RedisClient): EnqueueScript {
-  const run = defineScript(redis, 'replyflowEnqueueEvent', CLAIM_PREFIX + addStandardJob.content);
+  const run = defineBatchedScript(redis, 'replyflowEnqueueEvents', CLAIM_PREFIX + addStandardJob.content);
   const queues = new Map<string, { keys: string[]; keyPrefix: string }>();
   const queueOf = (shardPrefix: string) => {
     let queue = queues.get(shardPrefix);
@@ -63,6 +63,6 @@ export function defineEnqueueScript(redis: RedisClient): EnqueueScript {
   return (shardPrefix, shardCount, eventId, phone, data) => {
     const { keys, keyPrefix } = queueOf(shardPrefix);
     const ours = [doneKey(shardPrefix, eventId), `${keyPrefix}${eventId}`, laneKey(shardPrefix, EVENTS_QUEUE, phone), seqKey(shardPrefix), shardOwnerKey(shardPrefix)];
-    return run([...keys, ...ours], ['', data, '', eventId, String(shardCount), keyPrefix, String(Date.now())]) as Promise<string | number>;
+    return run(shardPrefix, [...keys, ...ours], ['', data, '', eventId, String(shardCount), keyPrefix, String(Date.now())]) as Promise<string | number>;
   };
 }

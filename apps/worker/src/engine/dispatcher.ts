@@ -1,7 +1,7 @@
 import {
   addWorkflowJob,
   debounceKey,
-  defineScript,
+  defineBatchedScript,
   doneKey,
   phoneMemoryKey,
   PHONE_MEMORY_SECONDS,
@@ -85,7 +85,7 @@ export interface DispatchTarget {
  */
 export function createDispatcher(targets: readonly DispatchTarget[], eventsQueue: Queue<EventJobData>, deps: DispatcherDeps) {
   const { redis, lanes, prefix } = deps;
-  const turnScript = defineScript(redis, 'replyflowDispatchTurn', TURN_SCRIPT);
+  const turnScript = defineBatchedScript(redis, 'replyflowDispatchTurns', TURN_SCRIPT);
   // Workflows that take every event in the phone's order (no match, no key of
   // their own) join their lanes in the turn's round trip: one call less per event.
   const joinEarly = targets.filter(({ workflow }) => !workflow.match && !workflow.key);
@@ -112,7 +112,7 @@ export function createDispatcher(targets: readonly DispatchTarget[], eventsQueue
     const calls = early.map(joinLaneCall);
     const keys = [doneKey(prefix, job.id!), lane, phoneMemoryKey(prefix, event.phone), ...calls.flatMap((call) => call.keys)];
     const args = [job.id!, event.direction === 'incoming' ? 1 : 0, PHONE_MEMORY_SECONDS, ...calls.flatMap((call) => call.args)];
-    const readTurn = async () => (await turnScript(keys, args)) as [string, number?, ...unknown[]];
+    const readTurn = async () => (await turnScript(prefix, keys, args)) as [string, number?, ...unknown[]];
     let turn = await readTurn();
     if (turn[0] === 'wait') {
       await lanes.takeTurn(job, token, eventsQueue, lane);

@@ -1,4 +1,4 @@
-import { defineScript, jobKey, EVENTS_QUEUE, type Logger, type RedisClient, type RedisScript } from '@replyflow/shared';
+import { defineBatchedScript, defineScript, jobKey, EVENTS_QUEUE, type Logger, type BatchedScript, type RedisClient, type RedisScript } from '@replyflow/shared';
 import { DelayedError, Job, type Queue } from 'bullmq';
 
 /** Safety net only: a parked job is normally promoted by the job before it the moment that one finishes. */
@@ -99,7 +99,7 @@ export interface LaneJobData {
  * it leaves. See docs/design.md for why this holds across crashes.
  */
 export class Lanes {
-  private readonly leave: RedisScript;
+  private readonly leave: BatchedScript;
   private readonly joinScript: RedisScript;
 
   constructor(
@@ -107,7 +107,7 @@ export class Lanes {
     private readonly prefix: string,
     private readonly logger: Logger,
   ) {
-    this.leave = defineScript(redis, 'replyflowLeaveLanes', LEAVE_SCRIPT);
+    this.leave = defineBatchedScript(redis, 'replyflowLeaveLanes', LEAVE_SCRIPT);
     this.joinScript = defineScript(redis, 'replyflowJoinLane', JOIN_SCRIPT);
   }
 
@@ -134,6 +134,7 @@ export class Lanes {
   async finish(job: Job, token: string | undefined, queue: Queue, doneKey: string, ttlSeconds: number, exits: readonly LaneExit[]): Promise<void> {
     const lockKey = `${jobKey(this.prefix, queue.name, job.id!)}:lock`;
     const heads = (await this.leave(
+      this.prefix,
       [lockKey, doneKey, ...exits.flatMap((exit) => [exit.lane, exit.stepsKey, exit.queue.keys.delayed!])],
       [token ?? '', ttlSeconds, ...exits.flatMap((exit) => [exit.member, exit.field, exit.keepSteps ? 1 : 0])],
     )) as string[] | null;

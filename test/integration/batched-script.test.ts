@@ -1,0 +1,65 @@
+import assert from 'node:assert/strict';
+import { describe, test } from 'node:test';
+import { defineBatchedScript } from '@replyflow/shared';
+import type { Redis } from 'ioredis';
+import { useRedisServer } from '../helpers/redis-server.js';
+
+// Adds ARGV[1] to the counter KEYS[1]; 'nil' answers nothing, 'pair' a nested reply.
+const LUA = `
+if ARGV[1] == 'nil' then return nil end
+if ARGV[1] == 'pair' then return {KEYS[1], {ARGV[2]}} end
+return redis.call('INCRBY', KEYS[1], ARGV[1])`;
+
+async function scriptCalls(redis: Redis): Promise<number> {
+  const stats = await redis.info('commandstats');
+  return Number(/cmdstat_evalsha:calls=(\d+)/.exec(stats)?.[1] ?? 0);
+}
+
+describe('batched scripts', () => {
+  const redis = useRedisServer();
+
+  test('calls made in one turn share one script call, and each gets its own answer', async () => {
+    const run = defineBatchedScript(redis.client, 'testBatchedAdd', LUA);
+    await run('g', ['warm'], [1]); // loads the script
+    const before = await scriptCalls(redis.client);
+    const answers = await Promise.all([
+      run('g', ['a'], [2]),
+      run('g', ['a'], [3]),
+      run('g', ['b'], ['nil']),
+      run('g', ['c'], ['pair', 'x']),
+    ]);
+    assert.deepEqual(answers, [2, 5, null, ['c', ['x']]]);
+    assert.equal((await scriptCalls(redis.client)) - before, 1);
+  });
+
+  test('an error answers its own call alone, and later calls in the batch still run', async () => {
+    const run = defineBatchedScript(redis.client, 'testBatchedAdd', LUA);
+    await redis.client.set('not-a-number', 'text');
+    const [first, failed, last] = await Promise.allSettled([run('g', ['d'], [1]), run('g', ['not-a-number'], [1]), run('g', ['d'], [1])]);
+    assert.deepEqual(first, { status: 'fulfilled', value: 1 });
+    assert.equal(failed.status, 'rejected');
+    assert.match(String((failed as PromiseRejectedResult).reason), /not an integer/);
+    assert.deepEqual(last, { status: 'fulfilled', value: 2 });
+  });
+
+  test('groups never share a script call, and a big batch is split', async () => {
+    const run = defineBatchedScript(redis.client, 'testBatchedAdd', LUA);
+    await run('g', ['warm'], [1]);
+    let before = await scriptCalls(redis.client);
+    await Promise.all([run('one', ['e'], [1]), run('two', ['f'], [1]), run('one', ['e'], [1])]);
+    assert.equal((await scriptCalls(redis.client)) - before, 2);
+    assert.equal(await redis.client.get('e'), '2');
+
+    before = await scriptCalls(redis.client);
+    const sums = await Promise.all(Array.from({ length: 150 }, () => run('g', ['h'], [1])));
+    assert.deepEqual(sums, Array.from({ length: 150 }, (_, i) => i + 1), 'answers in call order');
+    assert.equal((await scriptCalls(redis.client)) - before, 3, '150 calls in batches of at most 64');
+  });
+
+  test('a script call that fails whole rejects every call it carried', async () => {
+    const run = defineBatchedScript(redis.client, 'testBatchedBroken', 'return (');
+    const results = await Promise.allSettled([run('g', [], []), run('g', [], [])]);
+    assert.deepEqual(results.map((r) => r.status), ['rejected', 'rejected']);
+    assert.match(String((results[0] as PromiseRejectedResult).reason), /Error compiling script/);
+  });
+});
