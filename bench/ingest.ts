@@ -35,6 +35,8 @@ export interface IngestRun {
   serverCpuUs: number;
   /** CPU of redis-server per request, microseconds. */
   redisCpuUs: number;
+  /** CPU of the load generator (wrk) per request, microseconds. */
+  wrkCpuUs: number;
   /** Cores busy with other people's work during the run (of the machine's total). */
   otherCores: number;
   /** Events the server says it stored (replyflow: its metrics; naive: the queue's length); null for bare. */
@@ -50,6 +52,7 @@ export interface IngestContenderResult {
   worstP99Ms: number;
   serverCpuUs: number;
   redisCpuUs: number;
+  wrkCpuUs: number;
   spread: number;
 }
 
@@ -127,6 +130,7 @@ async function measure(ctx: BenchContext, contender: Contender, seconds: number,
     errors: wrk.errors,
     serverCpuUs: ((window.processes.server ?? 0) / wrk.requests) * 1e6,
     redisCpuUs: ((window.processes.redis ?? 0) / wrk.requests) * 1e6,
+    wrkCpuUs: (window.exitedChildren / wrk.requests) * 1e6,
     otherCores: window.otherCores,
     stored,
   };
@@ -155,6 +159,7 @@ function summarize(label: string, runs: IngestRun[]): IngestContenderResult {
     worstP99Ms: Math.max(...runs.map((r) => r.p99Ms)),
     serverCpuUs: median(runs.map((r) => r.serverCpuUs)),
     redisCpuUs: median(runs.map((r) => r.redisCpuUs)),
+    wrkCpuUs: median(runs.map((r) => r.wrkCpuUs)),
     spread: spread(rps),
   };
 }

@@ -193,12 +193,17 @@ export function renderMarkdown(r: BenchReport): string {
     out.push(
       `**Ingest**: ${i.connections} connections, unique signed fixture payloads, ${i.rounds} round${i.rounds === 1 ? '' : 's'} of ${i.seconds} s after a ${i.warmupSeconds} s warm-up, contenders alternated, one process each; medians of the rounds.`,
       '',
-      '| contender | requests/s | p50 | p99 | server CPU per request | Redis CPU per request | rounds (requests/s) |',
-      '|---|---:|---:|---:|---:|---:|---|',
+      '| contender | requests/s | p50 | p99 | server CPU per request | Redis CPU per request | wrk CPU per request | rounds (requests/s) |',
+      '|---|---:|---:|---:|---:|---:|---:|---|',
       ...INGEST_CONTENDERS.map((c) => {
         const x = i.contenders[c];
-        return `| ${x.label} | ${n0(x.rps)} | ${n1(x.p50Ms)} ms | ${n1(x.p99Ms)} ms | ${n0(x.serverCpuUs)} µs | ${n0(x.redisCpuUs)} µs | ${x.runs.map((run) => n0(run.rps)).join(' / ')} |`;
+        return `| ${x.label} | ${n0(x.rps)} | ${n1(x.p50Ms)} ms | ${n1(x.p99Ms)} ms | ${n0(x.serverCpuUs)} µs | ${n0(x.redisCpuUs)} µs | ${n0(x.wrkCpuUs)} µs | ${x.runs.map((run) => n0(run.rps)).join(' / ')} |`;
       }),
+      '',
+      `All three share the machine's cores with Redis and wrk. CPU per request in all (server + Redis + wrk): ${INGEST_CONTENDERS.map((c) => {
+        const x = i.contenders[c];
+        return `${x.label.slice(0, 3)} ${n0(x.serverCpuUs + x.redisCpuUs + x.wrkCpuUs)} µs`;
+      }).join(', ')}.`,
       '',
       `c/a = **${n2(i.ratios.cOverA)}**, c/b = **${n2(i.ratios.cOverB)}** (medians of the per-round ratios: ${i.ratios.perRound.map((p) => `${n2(p.cOverA)}/${n2(p.cOverB)}`).join(', ')}).`,
       '',

@@ -51,6 +51,8 @@ export interface CpuWindowResult {
   seconds: number;
   /** CPU seconds of each named process over the window. */
   processes: Record<string, number>;
+  /** CPU seconds of the benchmark's children that exited during the window (wrk). */
+  exitedChildren: number;
   /** Cores kept busy by this benchmark (its processes, itself, and children that exited, e.g. wrk). */
   benchCores: number;
   /** Cores kept busy by everything else on the machine: the noise. */
@@ -79,14 +81,16 @@ export class CpuWindow {
     const self = pidTimes('self');
     const processes: Record<string, number> = {};
     let ours = 0;
+    let exitedChildren = 0;
     for (const [name, pid] of Object.entries(this.pids)) {
       processes[name] = Math.max(0, cpuSeconds(pid) - (this.processStart[name] ?? 0));
       ours += processes[name];
     }
     if (self && this.selfStart) {
-      ours += self.own - this.selfStart.own + (self.reapedChildren - this.selfStart.reapedChildren);
+      exitedChildren = self.reapedChildren - this.selfStart.reapedChildren;
+      ours += self.own - this.selfStart.own + exitedChildren;
     }
-    return { seconds, processes, benchCores: ours / seconds, otherCores: Math.max(0, machine - ours) / seconds };
+    return { seconds, processes, exitedChildren, benchCores: ours / seconds, otherCores: Math.max(0, machine - ours) / seconds };
   }
 }
 
