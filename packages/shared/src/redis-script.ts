@@ -59,8 +59,9 @@ export type BatchedScript = (group: string, keys: readonly string[], args: reado
  * A script whose calls are gathered while the event loop turns and sent
  * together: under load, many webhooks finish their checks in one turn, and one
  * script call for all of them costs ioredis less than one call each (Redis's
- * cost is the commands the script runs, which a batch does not change). `group` names the calls that may share a script call: in a cluster,
- * all of a script call's keys must live in one slot.
+ * cost is the commands the script runs, which a batch does not change).
+ * `group` names the calls that may share a script call: in a cluster, all of
+ * a script call's keys must live in one slot.
  */
 export function defineBatchedScript(redis: Redis | Cluster, name: string, lua: string): BatchedScript {
   const run = defineScript(redis, name, batchLua(lua));
