@@ -14,7 +14,11 @@ export type RedisClient = Redis | Cluster;
  * `worker`: BullMQ's recommended worker settings: commands wait for the
  * connection and it is retried forever.
  */
-export function createRedis(config: Pick<Config, 'redisUrl' | 'redisClusterNodes'>, purpose: 'producer' | 'worker'): RedisClient {
+export function createRedis(
+  config: Pick<Config, 'redisUrl' | 'redisClusterNodes'>,
+  purpose: 'producer' | 'worker',
+  { autoPipelining = true }: { autoPipelining?: boolean } = {},
+): RedisClient {
   const retry = (times: number) => Math.min(100 * times, 2000);
   const options: RedisOptions =
     purpose === 'producer'
@@ -40,7 +44,7 @@ export function createRedis(config: Pick<Config, 'redisUrl' | 'redisClusterNodes
   }
   // Auto-pipelining batches the commands of concurrent requests and jobs into
   // one write: the worker's profile spent a fifth of its time writing commands one by one.
-  return new Redis(config.redisUrl, { ...options, retryStrategy: retry, enableAutoPipelining: true });
+  return new Redis(config.redisUrl, { ...options, retryStrategy: retry, enableAutoPipelining: autoPipelining });
 }
 
 export interface RedisHealth {
