@@ -48,6 +48,12 @@ const FENCED_RETRIES = 3;
 export class EventStore {
   private readonly enqueue: EnqueueScript;
   private readonly queues = new Map<string, Queue>();
+  /**
+   * BullMQ defines its 54 scripts on the connection a Queue is given, and
+   * ioredis copies every defined script into each auto-pipeline batch: the
+   * Queues get a connection of their own, so the store's batches stay light.
+   */
+  private queueConnection: RedisClient | undefined;
 
   constructor(
     private readonly redis: RedisClient,
@@ -69,7 +75,8 @@ export class EventStore {
   private openQueue(shardPrefix: string): Queue {
     let queue = this.queues.get(shardPrefix);
     if (!queue) {
-      queue = new Queue(EVENTS_QUEUE, { connection: this.redis, prefix: shardPrefix, streams: { events: { maxLen: 1000 } } });
+      this.queueConnection ??= this.redis.duplicate();
+      queue = new Queue(EVENTS_QUEUE, { connection: this.queueConnection, prefix: shardPrefix, streams: { events: { maxLen: 1000 } } });
       queue.on('error', () => {}); // failures surface as rejected adds
       this.queues.set(shardPrefix, queue);
     }
@@ -78,6 +85,7 @@ export class EventStore {
 
   async close(): Promise<void> {
     await Promise.all([...this.queues.values()].map((queue) => queue.close()));
+    await this.queueConnection?.quit().catch(() => this.queueConnection?.disconnect());
   }
 
   private async storeOnce(eventId: string, phone: string, data: string): Promise<StoreOutcome> {
