@@ -30,8 +30,11 @@ export function createLogger(service: string, level: string): Logger {
         censor: '[redacted]',
       },
     },
-    // pino flushes this destination synchronously when the process exits.
-    pino.destination({ dest: 1, sync: false }),
+    // Lines gather up to 4 kB, or for at most 100 ms, before one write: a write
+    // per line cost the worker 18 µs per event in its profile (a thread-pool
+    // round trip each). pino writes what is left synchronously when the
+    // process exits; only a kill -9 can lose those last 100 ms of lines.
+    pino.destination({ dest: 1, sync: false, minLength: 4096, periodicFlush: 100 }),
   );
 }
 
