@@ -252,7 +252,7 @@ export function renderMarkdown(r: BenchReport): string {
   if (r.soak) {
     const s = r.soak;
     out.push(
-      `**Soak**: ${s.rate} webhooks/s for ${s.seconds} s through ingest and one worker; RSS at ${s.warmupSeconds} s (start) and at the end.`,
+      `**Soak**: ${s.rate} webhooks/s for ${s.seconds} s through ingest and one worker; RSS level (median of the samples every 5 s) over the first minute after ${s.warmupSeconds} s (start) and over the last minute (end).`,
       '',
       '| process | RSS start | RSS end | RSS max | growth |',
       '|---|---:|---:|---:|---:|',

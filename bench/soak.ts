@@ -1,6 +1,7 @@
 // Soak: replyflow's ingest and one worker at a steady rate for BENCH_SOAK_SECONDS
-// (default 5 minutes), sampling their RSS. "Start" is the first sample after a
-// warm-up (JIT, pools and heaps reaching their working size), "end" the last.
+// (default 5 minutes), sampling their RSS. "Start" is the level of the first
+// minute after a warm-up (JIT, pools and heaps reaching their working size),
+// "end" the level of the last minute: the median of each window's samples.
 import { freePort } from '../test/helpers/free-port.js';
 import { startIngest, startWorker } from './lib/apps.js';
 import type { BenchContext } from './lib/context.js';
@@ -10,6 +11,7 @@ import { bodyAt, timeBase } from './lib/payloads.js';
 import type { NodeProcess } from './lib/procs.js';
 import { startReceiver } from './lib/receiver.js';
 import { flushAll, usedMemory } from './lib/redis.js';
+import { median } from './lib/stats.js';
 import { CpuWindow, rssBytes } from './lib/sys.js';
 
 const SAMPLE_EVERY_MS = 5_000;
@@ -47,10 +49,24 @@ export interface SoakResult {
   problems: string[];
 }
 
+/** A level's window: a minute, or a quarter of a shorter soak, so the two windows never overlap. */
+const LEVEL_WINDOW_S = 60;
+
+/**
+ * RSS moves in a sawtooth while V8 grows and shrinks its heap (seen here:
+ * 120 to 162 MB and back within a minute, with no trend), so one sample at
+ * each end measures where the teeth fell. A window's median is its level; a
+ * leak still shows, as a higher level at the end.
+ */
 function growthOf(samples: RssSample[], from: number, key: 'ingest' | 'worker'): SoakProcess {
-  const start = (samples[from] as RssSample)[key];
-  const end = (samples[samples.length - 1] as RssSample)[key];
-  return { startBytes: start, endBytes: end, maxBytes: Math.max(...samples.slice(from).map((s) => s[key])), growth: (end - start) / start };
+  const measured = samples.slice(from);
+  const first = (measured[0] as RssSample).atS;
+  const last = (measured[measured.length - 1] as RssSample).atS;
+  const window = Math.min(LEVEL_WINDOW_S, (last - first) / 4);
+  const level = (inWindow: (s: RssSample) => boolean) => median(measured.filter(inWindow).map((s) => s[key]));
+  const start = level((s) => s.atS <= first + window);
+  const end = level((s) => s.atS >= last - window);
+  return { startBytes: start, endBytes: end, maxBytes: Math.max(...measured.map((s) => s[key])), growth: (end - start) / start };
 }
 
 export async function runSoak(ctx: BenchContext): Promise<SoakResult> {
