@@ -48,7 +48,7 @@ runMain(async () => {
   // BullMQ's connection writes each command at once: ioredis copies every
   // script defined on a connection (BullMQ defines 54) into each auto-pipeline
   // batch, and BullMQ sends about one command per event, so a batch per event
-  // cost 16 µs of copying (worker profile) for little batching.
+  // cost 15 µs of copying (worker profile) for little batching.
   const redis = createRedis(config, 'worker', { autoPipelining: false });
   // The engine's own commands (lanes, steps, rate limits) on a connection of
   // their own, auto-pipelined: it defines only our few scripts.
