@@ -26,6 +26,7 @@ export class AppProcess {
   /** stdout and stderr lines, interleaved in arrival order. */
   readonly lines: string[] = [];
   private outputClosed = false;
+  private readonly closed: Promise<void>;
 
   constructor(
     readonly name: AppName,
@@ -35,7 +36,12 @@ export class AppProcess {
       if (stream) createInterface({ input: stream }).on('line', (line) => this.lines.push(line));
     }
     // 'close' (not 'exit') comes after the last output line was read.
-    child.once('close', () => (this.outputClosed = true));
+    this.closed = new Promise((resolve) =>
+      child.once('close', () => {
+        this.outputClosed = true;
+        resolve();
+      }),
+    );
   }
 
   get pid(): number {
@@ -66,8 +72,11 @@ export class AppProcess {
     );
   }
 
-  waitForExit(timeoutMs: number): Promise<ExitStatus> {
-    return waitForExit(this.child, timeoutMs);
+  /** Resolves once the process has exited and its last output line has been read. */
+  async waitForExit(timeoutMs: number): Promise<ExitStatus> {
+    const status = await waitForExit(this.child, timeoutMs);
+    await this.closed;
+    return status;
   }
 
   signal(sig: NodeJS.Signals): void {

@@ -47,7 +47,7 @@ describe('per-conversation order (contract section 5)', () => {
       );
       assert.ok(overlapping, 'different phones never overlapped');
       for (const worker of [p.worker!, second]) {
-        assert.ok(worker.logs().some((log) => log.msg === 'workflow completed'), 'a worker did no work');
+        await worker.waitForLog(function aWorkflowCompleted(log) { return log.msg === 'workflow completed'; }, 2_000);
       }
     } finally {
       await p.stop();
