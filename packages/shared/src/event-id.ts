@@ -1,4 +1,4 @@
-import { createHash } from 'node:crypto';
+import { hash } from 'node:crypto';
 
 export interface EventIdFields {
   phone: string;
@@ -23,5 +23,6 @@ export function eventIdOf(fields: EventIdFields): string {
     fields.text ?? '',
     fields.attachmentUrl ?? '',
   ].join('|');
-  return createHash('sha256').update(source, 'utf8').digest('hex');
+  // One-shot hash: no Hash object per event (the ingest's hottest path).
+  return hash('sha256', source, 'hex');
 }

@@ -1,8 +1,8 @@
-import { createHash, createHmac, timingSafeEqual } from 'node:crypto';
+import { createHmac, hash, timingSafeEqual } from 'node:crypto';
 
 export type SignatureMode = 'token' | 'hmac-sha256' | 'none';
 
-const sha256 = (value: string | Buffer): Buffer => createHash('sha256').update(value).digest();
+const sha256 = (value: string): Buffer => hash('sha256', value, 'buffer');
 
 /**
  * Notifyer's X-Webhook-Signature carries the secret itself. Hashing both sides
