@@ -1,8 +1,10 @@
 import assert from 'node:assert/strict';
 import { createHmac } from 'node:crypto';
+import { request } from 'node:http';
+import { gzipSync } from 'node:zlib';
 import { after, before, describe, test } from 'node:test';
 import { get, post } from '../helpers/http.js';
-import { fixtureNames, loadFixture } from '../helpers/fixtures.js';
+import { fixtureNames, loadFixture, withMessageTime } from '../helpers/fixtures.js';
 import { metricValue, SECRET, startPipeline, type Pipeline } from '../helpers/pipeline.js';
 import { runToExit } from '../helpers/processes.js';
 
@@ -38,6 +40,40 @@ describe('ingest status table (contract section 2)', () => {
     const res = await post(p.webhookUrl, big, { 'content-type': 'text/plain' });
     assert.equal(res.status, 413);
     assert.equal(res.json.error, 'payload_too_large');
+  });
+
+  test('413 for a chunked body (no Content-Length) that grows over BODY_LIMIT', async () => {
+    const answer = await new Promise<{ status: number; body: string }>((resolve, reject) => {
+      const req = request(p.webhookUrl, { method: 'POST', agent: false, headers: { 'content-type': 'application/json', 'transfer-encoding': 'chunked' } }, (res) => {
+        let body = '';
+        res.on('data', (chunk: Buffer) => (body += chunk.toString()));
+        res.on('end', () => resolve({ status: res.statusCode ?? 0, body }));
+      });
+      req.on('error', reject);
+      for (let i = 0; i < 5; i++) req.write(Buffer.alloc(20 * 1024, 'a'));
+      req.end();
+    });
+    assert.equal(answer.status, 413);
+    assert.equal(JSON.parse(answer.body).error, 'payload_too_large');
+  });
+
+  test('a gzip-compressed webhook is inflated, then checked and stored like any other', async () => {
+    const body = JSON.stringify(withMessageTime(text.json, 1_700_000_777));
+    const res = await p.send(gzipSync(body), { 'content-encoding': 'gzip' });
+    assert.equal(res.status, 202, res.body);
+    assert.equal((await p.send(body)).status, 200, 'the same event, sent plain, is a duplicate');
+    const bomb = gzipSync(Buffer.alloc(200 * 1024, ' '));
+    assert.equal((await p.send(bomb, { 'content-encoding': 'gzip' })).status, 413, 'the limit holds for the inflated size');
+  });
+
+  test('a client that goes away mid-body costs nothing: the next webhook is served', async () => {
+    await new Promise<void>((resolve) => {
+      const req = request(p.webhookUrl, { method: 'POST', agent: false, headers: { 'content-type': 'application/json', 'content-length': '5000' } });
+      req.on('error', () => resolve());
+      req.write('{"phone_number":', () => setTimeout(() => req.destroy(), 50));
+      req.on('close', () => resolve());
+    });
+    assert.equal((await p.send(withMessageTime(text.json, 1_700_000_778))).status, 202);
   });
 
   test('415 for a non-JSON content type, before the signature', async () => {
