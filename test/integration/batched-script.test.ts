@@ -56,6 +56,20 @@ describe('batched scripts', () => {
     assert.equal((await scriptCalls(redis.client)) - before, 3, '150 calls in batches of at most 64');
   });
 
+  test("a group's shared keys and arguments go once per script call; each call sees them around its own", async () => {
+    const run = defineBatchedScript(redis.client, 'testBatchedShared', `return {table.concat(KEYS, ','), table.concat(ARGV, ',')}`);
+    const shared = { keys: ['s1', 's2'], args: ['tail'] };
+    await run('g', ['warm'], ['x'], shared);
+    const before = await scriptCalls(redis.client);
+    const answers = await Promise.all([run('g', ['own1'], ['a', 'b'], shared), run('g', ['own2'], ['c'], shared), run('h', ['k'], ['only'])]);
+    assert.deepEqual(answers, [
+      ['s1,s2,own1', 'a,b,tail'],
+      ['s1,s2,own2', 'c,tail'],
+      ['k', 'only'],
+    ]);
+    assert.equal((await scriptCalls(redis.client)) - before, 2, 'one script call per group');
+  });
+
   test('a script call that fails whole rejects every call it carried', async () => {
     const run = defineBatchedScript(redis.client, 'testBatchedBroken', 'return (');
     const results = await Promise.allSettled([run('g', [], []), run('g', [], [])]);

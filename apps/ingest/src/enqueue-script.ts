@@ -1,5 +1,5 @@
 import { createRequire } from 'node:module';
-import { defineBatchedScript, doneKey, laneKey, seqKey, shardOwnerKey, EVENTS_QUEUE, type RedisClient } from '@replyflow/shared';
+import { defineBatchedScript, doneKey, laneKey, seqKey, shardOwnerKey, EVENTS_QUEUE, type RedisClient, type SharedPart } from '@replyflow/shared';
 import { QueueKeys } from 'bullmq';
 
 export const DUPLICATE = -1;
@@ -27,19 +27,23 @@ const JOB_NAME = 'event';
 // then each key and value: attempts 0, jobId, removeOnComplete true,
 // removeOnFail false) because the job stores them as JSON in the order they
 // were packed, and a Lua table would pack them in an order of its own.
-// KEYS 1-9: BullMQ's; 10 done record, 11 job, 12 lane, 13 sequence, 14 owner.
-// ARGV 2: the job data without seq; 4 event id, 5 our shard count, 6 the queue's key prefix, 7 the time (ms).
+// What every event of a shard has in common is sent once per batch (the shared
+// part, redis-script.ts): its keys come first, its arguments last.
+// KEYS 1-9: BullMQ's, 10 sequence, 11 owner (shared); 12 done record, 13 job, 14 lane.
+// ARGV 1: the job data without seq, 2 event id, 3 the time (ms); 4 our shard
+// count, 5 the queue's key prefix (shared). ARGV 1-3 then become BullMQ's.
 const CLAIM_PREFIX = `
-if redis.call('GET', KEYS[14]) ~= ARGV[5] then return ${FENCED} end
-if redis.call('EXISTS', KEYS[10], KEYS[11]) > 0 then return ${DUPLICATE} end
-local claimedSeq = redis.call('ZSCORE', KEYS[12], ARGV[4])
+if redis.call('GET', KEYS[11]) ~= ARGV[4] then return ${FENCED} end
+if redis.call('EXISTS', KEYS[12], KEYS[13]) > 0 then return ${DUPLICATE} end
+local data, eventId, now = ARGV[1], ARGV[2], ARGV[3]
+local claimedSeq = redis.call('ZSCORE', KEYS[14], eventId)
 if not claimedSeq then
-  claimedSeq = redis.call('INCR', KEYS[13])
-  redis.call('ZADD', KEYS[12], claimedSeq, ARGV[4])
+  claimedSeq = redis.call('INCR', KEYS[10])
+  redis.call('ZADD', KEYS[14], claimedSeq, eventId)
 end
-ARGV[1] = cmsgpack.pack({ARGV[6], ARGV[4], '${JOB_NAME}', tonumber(ARGV[7])})
-ARGV[2] = '{"seq":' .. claimedSeq .. ',' .. string.sub(ARGV[2], 2)
-ARGV[3] = '\\132\\168attempts\\0\\165jobId' .. cmsgpack.pack(ARGV[4]) .. '\\176removeOnComplete\\195\\172removeOnFail\\194'
+ARGV[1] = cmsgpack.pack({ARGV[5], eventId, '${JOB_NAME}', tonumber(now)})
+ARGV[2] = '{"seq":' .. claimedSeq .. ',' .. string.sub(data, 2)
+ARGV[3] = '\\132\\168attempts\\0\\165jobId' .. cmsgpack.pack(eventId) .. '\\176removeOnComplete\\195\\172removeOnFail\\194'
 `;
 
 /** The event's job data as JSON, without `seq` (the script adds it). */
@@ -50,19 +54,22 @@ export type EnqueueScript = (shardPrefix: string, shardCount: number, eventId: s
 /** Claim and add in one script: returns the job id, DUPLICATE or FENCED. */
 export function defineEnqueueScript(redis: RedisClient): EnqueueScript {
   const run = defineBatchedScript(redis, 'replyflowEnqueueEvents', CLAIM_PREFIX + addStandardJob.content);
-  const queues = new Map<string, { keys: string[]; keyPrefix: string }>();
-  const queueOf = (shardPrefix: string) => {
-    let queue = queues.get(shardPrefix);
-    if (!queue) {
+  const shards = new Map<string, { shared: SharedPart; keyPrefix: string }>();
+  // A shard's prefix names its shard count, so one shared part serves each group.
+  const shardOf = (shardPrefix: string, shardCount: number) => {
+    const group = `${shardPrefix} ${shardCount}`;
+    let shard = shards.get(group);
+    if (!shard) {
       const k = new QueueKeys(shardPrefix).getKeys(EVENTS_QUEUE);
-      queue = { keys: [k.wait!, k.paused!, k.meta!, k.id!, k.completed!, k.delayed!, k.active!, k.events!, k.marker!], keyPrefix: k['']! };
-      queues.set(shardPrefix, queue);
+      const keys = [k.wait!, k.paused!, k.meta!, k.id!, k.completed!, k.delayed!, k.active!, k.events!, k.marker!, seqKey(shardPrefix), shardOwnerKey(shardPrefix)];
+      shard = { shared: { keys, args: [String(shardCount), k['']!] }, keyPrefix: k['']! };
+      shards.set(group, shard);
     }
-    return queue;
+    return { group, ...shard };
   };
   return (shardPrefix, shardCount, eventId, phone, data) => {
-    const { keys, keyPrefix } = queueOf(shardPrefix);
-    const ours = [doneKey(shardPrefix, eventId), `${keyPrefix}${eventId}`, laneKey(shardPrefix, EVENTS_QUEUE, phone), seqKey(shardPrefix), shardOwnerKey(shardPrefix)];
-    return run(shardPrefix, [...keys, ...ours], ['', data, '', eventId, String(shardCount), keyPrefix, String(Date.now())]) as Promise<string | number>;
+    const { group, shared, keyPrefix } = shardOf(shardPrefix, shardCount);
+    const keys = [doneKey(shardPrefix, eventId), `${keyPrefix}${eventId}`, laneKey(shardPrefix, EVENTS_QUEUE, phone)];
+    return run(group, keys, [data, eventId, String(Date.now())], shared) as Promise<string | number>;
   };
 }

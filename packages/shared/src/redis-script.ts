@@ -16,9 +16,18 @@ export function defineScript(redis: Redis | Cluster, name: string, lua: string):
 /** The most calls one batch carries, so that no batch holds Redis for long. */
 const MAX_BATCH = 64;
 
+/** Keys and arguments every call of a group has in common, sent once per script call. */
+export interface SharedPart {
+  keys: readonly string[];
+  args: readonly (string | number)[];
+}
+
+const NOTHING_SHARED: SharedPart = { keys: [], args: [] };
+
 interface PendingCall {
   keys: readonly string[];
   args: readonly (string | number)[];
+  shared: SharedPart;
   resolve: (value: unknown) => void;
   reject: (error: Error) => void;
 }
@@ -27,20 +36,26 @@ interface PendingCall {
  * Runs `lua` once per call, for every call made in one turn of the event loop,
  * with one script call per group. The script body sees its own KEYS and ARGV
  * and its `return` answers its call; an error in one call answers that call
- * alone. The calls' counts of keys and arguments lead the arguments.
+ * alone. ARGV starts with the number of calls, the shared part's counts of
+ * keys and arguments and each call's counts; then come the shared arguments
+ * and each call's. KEYS holds the shared keys, then each call's. A call sees
+ * the shared keys before its own and the shared arguments after its own.
  */
 const batchLua = (lua: string) => `
 local function one(KEYS, ARGV)
 ${lua}
 end
-local count = tonumber(ARGV[1])
-local keyAt, argAt = 0, 1 + 2 * count
+local count, sharedKeys, sharedArgs = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3])
+local sharedArgAt = 3 + 2 * count
+local keyAt, argAt = sharedKeys, sharedArgAt + sharedArgs
 local results = {}
 for i = 1, count do
-  local keyCount, argCount = tonumber(ARGV[2 * i]), tonumber(ARGV[2 * i + 1])
+  local keyCount, argCount = tonumber(ARGV[2 + 2 * i]), tonumber(ARGV[3 + 2 * i])
   local keys, args = {}, {}
-  for j = 1, keyCount do keys[j] = KEYS[keyAt + j] end
+  for j = 1, sharedKeys do keys[j] = KEYS[j] end
+  for j = 1, keyCount do keys[sharedKeys + j] = KEYS[keyAt + j] end
   for j = 1, argCount do args[j] = ARGV[argAt + j] end
+  for j = 1, sharedArgs do args[argCount + j] = ARGV[sharedArgAt + j] end
   keyAt, argAt = keyAt + keyCount, argAt + argCount
   local ok, result = pcall(one, keys, args)
   if not ok then
@@ -53,7 +68,11 @@ end
 return results
 `;
 
-export type BatchedScript = (group: string, keys: readonly string[], args: readonly (string | number)[]) => Promise<unknown>;
+/**
+ * One call: its group, its own keys and arguments, and what it has in common
+ * with every call of its group (the first call's shared part stands for all).
+ */
+export type BatchedScript = (group: string, keys: readonly string[], args: readonly (string | number)[], shared?: SharedPart) => Promise<unknown>;
 
 /**
  * A script whose calls are gathered while the event loop turns and sent
@@ -69,9 +88,11 @@ export function defineBatchedScript(redis: Redis | Cluster, name: string, lua: s
   let scheduled = false;
 
   const send = (calls: PendingCall[]) => {
-    const keys: string[] = [];
-    const args: (string | number)[] = [calls.length];
+    const { shared } = calls[0]!;
+    const keys: string[] = [...shared.keys];
+    const args: (string | number)[] = [calls.length, shared.keys.length, shared.args.length];
     for (const call of calls) args.push(call.keys.length, call.args.length);
+    args.push(...shared.args);
     for (const call of calls) {
       keys.push(...call.keys);
       args.push(...call.args);
@@ -99,11 +120,11 @@ export function defineBatchedScript(redis: Redis | Cluster, name: string, lua: s
     }
   };
 
-  return (group, keys, args) =>
+  return (group, keys, args, shared = NOTHING_SHARED) =>
     new Promise((resolve, reject) => {
       let calls = pending.get(group);
       if (!calls) pending.set(group, (calls = []));
-      calls.push({ keys, args, resolve, reject });
+      calls.push({ keys, args, shared, resolve, reject });
       if (!scheduled) {
         scheduled = true;
         setImmediate(flush);
