@@ -55,7 +55,8 @@ export type EnqueueScript = (shardPrefix: string, shardCount: number, eventId: s
 export function defineEnqueueScript(redis: RedisClient): EnqueueScript {
   const run = defineBatchedScript(redis, 'replyflowEnqueueEvents', CLAIM_PREFIX + addStandardJob.content);
   const shards = new Map<string, { shared: SharedPart; keyPrefix: string }>();
-  // A shard's prefix names its shard count, so one shared part serves each group.
+  // The shard count is among the shared arguments, so it names the group too:
+  // calls made under another count never share a script call.
   const shardOf = (shardPrefix: string, shardCount: number) => {
     const group = `${shardPrefix} ${shardCount}`;
     let shard = shards.get(group);
