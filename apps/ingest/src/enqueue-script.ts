@@ -54,7 +54,7 @@ export type EnqueueScript = (shardPrefix: string, shardCount: number, eventId: s
 /** Claim and add in one script: returns the job id, DUPLICATE or FENCED. */
 export function defineEnqueueScript(redis: RedisClient): EnqueueScript {
   const run = defineBatchedScript(redis, 'replyflowEnqueueEvents', CLAIM_PREFIX + addStandardJob.content);
-  const shards = new Map<string, { shared: SharedPart; keyPrefix: string }>();
+  const shards = new Map<string, { group: string; shared: SharedPart; keyPrefix: string }>();
   // The shard count is among the shared arguments, so it names the group too:
   // calls made under another count never share a script call.
   const shardOf = (shardPrefix: string, shardCount: number) => {
@@ -63,10 +63,10 @@ export function defineEnqueueScript(redis: RedisClient): EnqueueScript {
     if (!shard) {
       const k = new QueueKeys(shardPrefix).getKeys(EVENTS_QUEUE);
       const keys = [k.wait!, k.paused!, k.meta!, k.id!, k.completed!, k.delayed!, k.active!, k.events!, k.marker!, seqKey(shardPrefix), shardOwnerKey(shardPrefix)];
-      shard = { shared: { keys, args: [String(shardCount), k['']!] }, keyPrefix: k['']! };
+      shard = { group, shared: { keys, args: [String(shardCount), k['']!] }, keyPrefix: k['']! };
       shards.set(group, shard);
     }
-    return { group, ...shard };
+    return shard;
   };
   return (shardPrefix, shardCount, eventId, phone, data) => {
     const { group, shared, keyPrefix } = shardOf(shardPrefix, shardCount);
