@@ -73,10 +73,8 @@ export class AppProcess {
   }
 
   /** Resolves once the process has exited and its last output line has been read. */
-  async waitForExit(timeoutMs: number): Promise<ExitStatus> {
-    const status = await waitForExit(this.child, timeoutMs);
-    await this.closed;
-    return status;
+  waitForExit(timeoutMs: number): Promise<ExitStatus> {
+    return this.withOutput(waitForExit(this.child, timeoutMs));
   }
 
   signal(sig: NodeJS.Signals): void {
@@ -84,11 +82,18 @@ export class AppProcess {
   }
 
   kill(): Promise<ExitStatus> {
-    return kill(this.child);
+    return this.withOutput(kill(this.child));
   }
 
   stop(): Promise<ExitStatus> {
-    return terminate(this.child, STOP_GRACE_MS);
+    return this.withOutput(terminate(this.child, STOP_GRACE_MS));
+  }
+
+  /** Logs are written in batches: a test reads them only after the last line is in. */
+  private async withOutput(exit: Promise<ExitStatus>): Promise<ExitStatus> {
+    const status = await exit;
+    await this.closed;
+    return status;
   }
 
   output(): string {
