@@ -53,7 +53,7 @@ describe('batched scripts', () => {
     before = await scriptCalls(redis.client);
     const sums = await Promise.all(Array.from({ length: 150 }, () => run('g', ['h'], [1])));
     assert.deepEqual(sums, Array.from({ length: 150 }, (_, i) => i + 1), 'answers in call order');
-    assert.equal((await scriptCalls(redis.client)) - before, 3, '150 calls in batches of at most 64');
+    assert.equal((await scriptCalls(redis.client)) - before, 10, '150 calls in batches of at most 16');
   });
 
   test("a group's shared keys and arguments go once per script call; each call sees them around its own", async () => {

@@ -32,7 +32,10 @@ runMain(async () => {
 
   const registry = createRegistry('ingest');
   const metrics = ingestMetrics(registry);
-  const redis = createRedis(config, 'producer');
+  // Not auto-pipelined: ioredis sends an auto-pipeline only once the previous
+  // one is answered, so the store's batches would queue behind each other and
+  // the ingest would sit idle while Redis runs one (redis-script.ts).
+  const redis = createRedis(config, 'producer', { autoPipelining: false });
   const redisHealth = monitorRedis(redis, {
     logger,
     redisUp: metrics.redisUp,
