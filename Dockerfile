@@ -18,6 +18,8 @@ RUN npm run build && npm prune --omit=dev
 
 FROM node:20-bookworm-slim
 ENV NODE_ENV=production
+# scripts/node-options.mjs says why; a test keeps the two equal.
+ENV NODE_OPTIONS="--max-semi-space-size=32"
 WORKDIR /app
 COPY --from=build /app/package.json /app/package-lock.json ./
 # node_modules/@replyflow/* are symlinks into the workspaces copied below.

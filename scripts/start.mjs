@@ -6,6 +6,7 @@ import { createServer, connect } from 'node:net';
 import { delimiter, dirname, isAbsolute, join, resolve } from 'node:path';
 import { createInterface } from 'node:readline';
 import { connect as tlsConnect } from 'node:tls';
+import { withNodeOptions } from './node-options.mjs';
 import { root, setup, SetupError } from './setup.mjs';
 
 const say = (line) => console.log(`start  | ${line}`);
@@ -232,7 +233,7 @@ async function main() {
   if (stopping) return;
   const secret = ensureSecret();
 
-  const env = { ...process.env };
+  const env = { ...process.env, NODE_OPTIONS: withNodeOptions(process.env.NODE_OPTIONS) };
   if (redis.url) env.REDIS_URL = redis.url;
   const workerMetricsPort = process.env.WORKER_METRICS_PORT || '9465';
 

@@ -4,6 +4,7 @@ import type { ChildProcess } from 'node:child_process';
 import { closeSync, mkdirSync, openSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { hasExited, kill, spawnTracked, terminate, type ExitStatus } from '../../test/helpers/child.js';
+import { NODE_OPTIONS } from '../../scripts/node-options.mjs';
 import { repoRoot } from '../../test/helpers/repo-root.js';
 import { sleep } from './log.js';
 
@@ -109,7 +110,7 @@ export async function startNode(name: string, script: string, env: Record<string
   return proc;
 }
 
-/** replyflow's ingest or worker, from its build output, as it ships. */
+/** replyflow's ingest or worker, from its build output, as it ships: with the V8 settings `npm start` and the image give it. */
 export function startApp(name: 'ingest' | 'worker', env: Record<string, string>, nodeArgs: string[] = []): Promise<NodeProcess> {
-  return startNode(name, appMain(name), env, { ready: name === 'ingest' ? /ingest listening/ : /worker started/, nodeArgs });
+  return startNode(name, appMain(name), { NODE_OPTIONS, ...env }, { ready: name === 'ingest' ? /ingest listening/ : /worker started/, nodeArgs });
 }

@@ -1,0 +1,2 @@
+export declare const NODE_OPTIONS: string;
+export declare function withNodeOptions(userOptions: string | undefined): string;
