@@ -42,8 +42,9 @@ export function createRedis(
     };
     return new Cluster(nodes, clusterOptions);
   }
-  // Auto-pipelining batches the commands of concurrent requests and jobs into
-  // one write: the worker's profile spent a fifth of its time writing commands one by one.
+  // Auto-pipelining gathers the commands made in one turn into one write, but
+  // sends a turn's batch only once the previous one is answered: the ingest and
+  // the worker batch their hot scripts themselves and turn it off.
   return new Redis(config.redisUrl, { ...options, retryStrategy: retry, enableAutoPipelining: autoPipelining });
 }
 
