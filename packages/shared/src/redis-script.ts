@@ -39,8 +39,8 @@ interface PendingCall {
 }
 
 /**
- * Runs `lua` once per call, for every call made in one turn of the event loop,
- * with one script call per group. The script body sees its own KEYS and ARGV
+ * Runs `lua` once per call, for every call of one batch (defineBatchedScript
+ * below says which calls form one). The script body sees its own KEYS and ARGV
  * and its `return` answers its call; an error in one call answers that call
  * alone. ARGV starts with the number of calls, the shared part's counts of
  * keys and arguments and each call's counts; then come the shared arguments
