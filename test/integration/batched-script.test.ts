@@ -70,6 +70,26 @@ describe('batched scripts', () => {
     assert.equal((await scriptCalls(redis.client)) - before, 2, 'one script call per group');
   });
 
+  test("batches of different scripts waiting on one connection go out in one socket write", async () => {
+    const client = redis.server.client();
+    try {
+      const add = defineBatchedScript(client, 'testBatchedAdd', LUA);
+      const addAgain = defineBatchedScript(client, 'testBatchedAddAgain', LUA);
+      await Promise.all([add('g', ['warm'], [1]), addAgain('g', ['warm'], [1])]); // loads both scripts
+      const socket = client.stream as unknown as { _write: (...args: unknown[]) => void; _writev: (chunks: unknown[], cb: unknown) => void };
+      const writes: number[] = [];
+      const write = socket._write.bind(socket);
+      const writev = socket._writev.bind(socket);
+      socket._write = (...args) => (writes.push(1), write(...args));
+      socket._writev = (chunks, cb) => (writes.push(chunks.length), writev(chunks, cb));
+      const answers = await Promise.all([add('g', ['one-write'], [1]), addAgain('g', ['one-write'], [2]), add('h', ['one-write-too'], [3])]);
+      assert.deepEqual(answers, [1, 3, 3]);
+      assert.deepEqual(writes, [3], 'three script calls (two scripts, two groups) in one write');
+    } finally {
+      client.disconnect();
+    }
+  });
+
   test('a script call that fails whole rejects every call it carried', async () => {
     const run = defineBatchedScript(redis.client, 'testBatchedBroken', 'return (');
     const results = await Promise.allSettled([run('g', [], []), run('g', [], [])]);
