@@ -127,13 +127,14 @@ export function defineBatchedScript(redis: Redis | Cluster, name: string, lua: s
 
   const send = (calls: PendingCall[]) => {
     const { shared } = calls[0]!;
-    const keys: string[] = [...shared.keys];
+    const keys = shared.keys.slice();
     const args: (string | number)[] = [calls.length, shared.keys.length, shared.args.length];
     for (const call of calls) args.push(call.keys.length, call.args.length);
-    args.push(...shared.args);
+    for (const arg of shared.args) args.push(arg);
+    // Loops rather than spreads: a batch is built for every few events.
     for (const call of calls) {
-      keys.push(...call.keys);
-      args.push(...call.args);
+      for (const key of call.keys) keys.push(key);
+      for (const arg of call.args) args.push(arg);
     }
     run(keys, args).then(
       (results) => {

@@ -22,7 +22,8 @@ import { DelayedError, type Job, type Queue } from 'bullmq';
 import { stepsKey, type RunAttempt } from './attempt.js';
 import { backoffDelayMs } from './backoff.js';
 import type { DeadLetters } from './dead-letter.js';
-import { joinAnswerOf, joinLaneCall, JOIN_LANE_LUA, type JoinAnswer, type LaneExit, type LaneSeat, type Lanes } from './lanes.js';
+import { workflowEventOf } from './workflow-event.js';
+import { joinAnswerOf, pushJoinLaneCall, JOIN_LANE_LUA, type JoinAnswer, type LaneExit, type LaneSeat, type Lanes } from './lanes.js';
 
 const DEBOUNCE_KEY_MARGIN_MS = 60_000;
 /** How often an event re-checks the phone's old shards after a change of QUEUE_SHARDS. */
@@ -109,9 +110,9 @@ export function createDispatcher(targets: readonly DispatchTarget[], eventsQueue
    * contact and the answers of the `early` lanes it joined.
    */
   const takeTurn = async (job: Job<EventJobData>, token: string | undefined, lane: string, event: NotifyerEvent, early: LaneSeat[]) => {
-    const calls = early.map(joinLaneCall);
-    const keys = [doneKey(prefix, job.id!), lane, phoneMemoryKey(prefix, event.phone), ...calls.flatMap((call) => call.keys)];
-    const args = [job.id!, event.direction === 'incoming' ? 1 : 0, PHONE_MEMORY_SECONDS, ...calls.flatMap((call) => call.args)];
+    const keys = [doneKey(prefix, job.id!), lane, phoneMemoryKey(prefix, event.phone)];
+    const args: (string | number)[] = [job.id!, event.direction === 'incoming' ? 1 : 0, PHONE_MEMORY_SECONDS];
+    for (const seat of early) pushJoinLaneCall(seat, keys, args);
     const readTurn = async () => (await turnScript(prefix, keys, args)) as [string, number?, ...unknown[]];
     let turn = await readTurn();
     if (turn[0] === 'wait') {
@@ -202,7 +203,7 @@ export function createDispatcher(targets: readonly DispatchTarget[], eventsQueue
       const turn = await takeTurn(job, token, lane, parsed.event, early);
       let inlineExits: LaneExit[] = [];
       if (turn) {
-        const event = { ...parsed.event, receivedAt: job.data.receivedAt, firstContact: turn.firstContact, traceId: job.data.traceId };
+        const event = workflowEventOf(parsed.event, job.data.receivedAt, turn.firstContact, job.data.traceId);
         if (await deps.olderShardsBusy(event)) {
           // Still the head of its lane, so the phone's later events wait behind it.
           await job.moveToDelayed(Date.now() + OLDER_SHARDS_RECHECK_MS, token);

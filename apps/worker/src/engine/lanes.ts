@@ -50,9 +50,10 @@ end`;
 const JOIN_SCRIPT = `${JOIN_LANE_LUA}
 return joinLane(KEYS[1], KEYS[2], KEYS[3], KEYS[4], ARGV[1], ARGV[2], ARGV[3])`;
 
-/** A seat's keys and arguments for joinLane, in its order. */
-export function joinLaneCall(seat: LaneSeat): { keys: string[]; args: (string | number)[] } {
-  return { keys: [seat.lane, seat.jobKey, seat.doneKey, seat.stepsKey], args: [seat.member, seat.seq, seat.field] };
+/** Appends a seat's keys and arguments for joinLane, in its order. */
+export function pushJoinLaneCall(seat: LaneSeat, keys: string[], args: (string | number)[]): void {
+  keys.push(seat.lane, seat.jobKey, seat.doneKey, seat.stepsKey);
+  args.push(seat.member, seat.seq, seat.field);
 }
 
 /** joinLane's reply, read. */
@@ -132,18 +133,22 @@ export class Lanes {
 
   /** Records the outcomes and leaves the lanes (while holding the job's lock), then wakes the next job of each lane. */
   async finish(job: Job, token: string | undefined, queue: Queue, doneKey: string, ttlSeconds: number, exits: readonly LaneExit[]): Promise<void> {
-    const lockKey = `${jobKey(this.prefix, queue.name, job.id!)}:lock`;
-    const heads = (await this.leave(
-      this.prefix,
-      [lockKey, doneKey, ...exits.flatMap((exit) => [exit.lane, exit.stepsKey, exit.queue.keys.delayed!])],
-      [token ?? '', ttlSeconds, ...exits.flatMap((exit) => [exit.member, exit.field, exit.keepSteps ? 1 : 0])],
-    )) as string[] | null;
+    const keys = [`${jobKey(this.prefix, queue.name, job.id!)}:lock`, doneKey];
+    const args: (string | number)[] = [token ?? '', ttlSeconds];
+    // Loops, not flatMap and spreads: this runs for every event.
+    for (const exit of exits) {
+      keys.push(exit.lane, exit.stepsKey, exit.queue.keys.delayed!);
+      args.push(exit.member, exit.field, exit.keepSteps ? 1 : 0);
+    }
+    const heads = (await this.leave(this.prefix, keys, args)) as string[] | null;
     await Promise.all((heads ?? []).map((head, index) => (head ? this.promote(exits[index]!.queue, head) : undefined)));
   }
 
   /** Puts `seat.member` in its lane (NX) unless its workflow already finished; see JOIN_LANE_LUA for the answers. */
   async join(seat: LaneSeat): Promise<JoinAnswer> {
-    const { keys, args } = joinLaneCall(seat);
+    const keys: string[] = [];
+    const args: (string | number)[] = [];
+    pushJoinLaneCall(seat, keys, args);
     return joinAnswerOf(await this.joinScript(keys, args));
   }
 

@@ -1,9 +1,10 @@
 import { doneKey, parseNotifyerPayload, type AttemptRecord, type WorkflowJobData } from '@replyflow/shared';
-import type { Workflow, WorkflowEvent } from '@replyflow/workflow';
+import type { Workflow } from '@replyflow/workflow';
 import { DelayedError, type Job, type Queue } from 'bullmq';
 import { attemptRecord, createAttempts, stepsKey, type AttemptDeps, type Settlement } from './attempt.js';
 import type { DeadLetters } from './dead-letter.js';
 import type { Lanes } from './lanes.js';
+import { workflowEventOf } from './workflow-event.js';
 
 export interface RunnerDeps extends AttemptDeps {
   dedupeTtlSeconds: number;
@@ -52,7 +53,7 @@ export function createWorkflowRunner(workflow: Workflow, queue: Queue<WorkflowJo
     const stored = redis.hgetall(stepsKey(deps.prefix, job.id!));
     stored.catch(() => {}); // a parked job never reads it
     await lanes.takeTurn(job, token, queue, job.data.lane);
-    const event: WorkflowEvent = { ...parsed.event, receivedAt: job.data.receivedAt, firstContact: job.data.firstContact, traceId: job.data.traceId };
+    const event = workflowEventOf(parsed.event, job.data.receivedAt, job.data.firstContact, job.data.traceId);
     const outcome = await runAttempt(event, job.id!, job.data.history ?? [], stored, settlementOf(job, token, event.phone));
     if (outcome === 'waiting') throw new DelayedError();
   };
