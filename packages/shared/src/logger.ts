@@ -82,10 +82,11 @@ function isoTime(): string {
 }
 
 /**
- * JSON lines on stdout. A webhook never waits for a line to be written: lines
- * gather for up to 4 kB or 100 ms and are written together, and what is
- * pending is written when the process exits (only a kill -9 can lose the last
- * 100 ms of lines). Secrets are redacted wherever a careless caller might pass them.
+ * JSON lines on stdout. Lines gather for up to 4 kB or 100 ms and are written
+ * together, so a webhook does not wait for its own line (a stdout that stops
+ * reading does hold the process, as it holds console.log); what is pending is
+ * written when the process exits, so only a kill -9 can lose the last 100 ms
+ * of lines. Secrets are redacted wherever a careless caller might pass them.
  */
 export function createLogger(service: string, level: string): Logger {
   return pino(
