@@ -71,11 +71,15 @@ describe('notifyer schema', () => {
     ['a short phone', { phone_number: '12345' }, 'phone_number'],
     ['a phone with letters', { phone_number: '+44 77OO 900123' }, 'phone_number'],
     ['a 21-digit phone', { phone_number: '123456789012345678901' }, 'phone_number'],
+    ['a negative numeric phone', { phone_number: -447700900123 }, 'phone_number'],
+    ['a fractional numeric phone', { phone_number: 4477009001.5 }, 'phone_number'],
     ['a negative time', { user_last_message_time: -5 }, 'user_last_message_time'],
     ['a fractional time', { user_last_message_time: 1.5 }, 'user_last_message_time'],
     ['a time string with letters', { user_last_message_time: '17636x' }, 'user_last_message_time'],
     ['last_messages that is not a JSON array', { last_messages: '{"a":1}' }, 'last_messages'],
+    ['last_messages of a number', { last_messages: 5 }, 'last_messages'],
     ['labels of numbers', { labels: [1, 2] }, 'labels'],
+    ['labels that are an object', { labels: { vip: true } }, 'labels'],
     ['a numeric note', { note: 7 }, 'note'],
     ['a string incoming_message', { incoming_message: 'yes' }, 'incoming_message'],
   ];
@@ -85,6 +89,13 @@ describe('notifyer schema', () => {
       assert.ok(issues.some((issue) => issue.path === path), JSON.stringify(issues));
     });
   }
+
+  test('a field that takes two forms names both when it gets neither', () => {
+    const messageOf = (patch: Record<string, unknown>) => issuesOf({ ...base, ...patch })[0]?.message;
+    assert.equal(messageOf({ phone_number: true }), 'expected a phone number as a string or a number');
+    assert.equal(messageOf({ last_messages: { a: 1 } }), 'expected an array, or a string holding a JSON array');
+    assert.equal(messageOf({ labels: 7 }), 'expected a comma-separated string or an array of strings');
+  });
 
   test('a missing message time is reported under the current field name, for either direction', () => {
     const { user_last_message_time: _u, ...incoming } = base;
