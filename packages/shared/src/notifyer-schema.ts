@@ -28,16 +28,19 @@ export type ParseResult = { ok: true; event: NotifyerEvent } | { ok: false; issu
 // Fields that come in two forms are one transform that tells the forms apart,
 // not a z.union: a union tries its options in turn, and an option that fails
 // cost 3 µs a webhook (its issue is built, then thrown away).
+const rejected = (ctx: z.RefinementCtx, message: string): never => {
+  ctx.addIssue({ code: 'custom', message });
+  return z.NEVER;
+};
+
 const phoneNumber = z.unknown().transform((value, ctx) => {
   if (typeof value !== 'string' && !(Number.isSafeInteger(value) && (value as number) >= 0)) {
-    ctx.addIssue({ code: 'custom', message: 'expected a phone number as a string or a number' });
-    return z.NEVER;
+    return rejected(ctx, 'expected a phone number as a string or a number');
   }
   // Notifyer sends "+44 7700 900123" and 447700900123 alike; the digits are the identity.
   const digits = String(value).replace(/[+\s\-.()]/g, '');
   if (!/^\d{6,20}$/.test(digits)) {
-    ctx.addIssue({ code: 'custom', message: 'expected 6 to 20 digits (+, spaces, dashes, dots and parentheses are ignored)' });
-    return z.NEVER;
+    return rejected(ctx, 'expected 6 to 20 digits (+, spaces, dashes, dots and parentheses are ignored)');
   }
   return digits;
 });
@@ -45,8 +48,7 @@ const phoneNumber = z.unknown().transform((value, ctx) => {
 const unixSeconds = z.unknown().transform((value, ctx) => {
   if (Number.isSafeInteger(value) && (value as number) >= 0) return value as number;
   if (typeof value === 'string' && /^\d{1,15}$/.test(value)) return Number(value);
-  ctx.addIssue({ code: 'custom', message: 'expected unix seconds as a non-negative integer or a string of digits' });
-  return z.NEVER;
+  return rejected(ctx, 'expected unix seconds as a non-negative integer or a string of digits');
 });
 
 const lastMessages = z.unknown().transform((value, ctx) => {
@@ -60,15 +62,13 @@ const lastMessages = z.unknown().transform((value, ctx) => {
       // reported below
     }
   }
-  ctx.addIssue({ code: 'custom', message: 'expected an array, or a string holding a JSON array' });
-  return z.NEVER;
+  return rejected(ctx, 'expected an array, or a string holding a JSON array');
 });
 
 const labels = z.unknown().transform((value, ctx) => {
   const list = typeof value === 'string' ? value.split(',') : value;
   if (!Array.isArray(list) || !list.every((label) => typeof label === 'string')) {
-    ctx.addIssue({ code: 'custom', message: 'expected a comma-separated string or an array of strings' });
-    return z.NEVER;
+    return rejected(ctx, 'expected a comma-separated string or an array of strings');
   }
   return list.map((label) => label.trim()).filter(Boolean);
 });
