@@ -27,6 +27,26 @@ describe('first attempts run inline in the dispatch', () => {
     }
   });
 
+  test('workflows finished inline leave no steps hash behind, whether or not they stored a step', async () => {
+    const twoStep = await startReceiver();
+    const p = await startPipeline({ workerEnv: { WORKFLOWS: 'test/fixtures/two-step-workflow.mjs', TWO_STEP_URL: twoStep.url } });
+    try {
+      for (let n = 0; n < 3; n++) assert.equal((await p.send(withMessageTime(loadFixture('incoming-text').json, 1_830_000_200 + n))).status, 202);
+      const calls = await twoStep.waitFor(3, 10_000);
+      await p.receiver.waitFor(3, 10_000);
+      // Forward ran first and stored nothing; two-step stored its first step, and forward's last result was stored before it ran.
+      assert.deepEqual(
+        calls.map((c) => c.json.first),
+        p.receiver.requests.map((r) => r.headers['webhook-id']),
+      );
+      await sleep(300);
+      assert.deepEqual(await p.redis.client().keys('*:steps:*'), []);
+    } finally {
+      await p.stop();
+      await twoStep.close();
+    }
+  });
+
   test('kill -9 during the second workflow run inline: the first, already sent, is not sent again', async () => {
     const lane = await startReceiver((_req, count) => (count === 1 ? { status: 200, delayMs: 30_000 } : { status: 200 }));
     const p = await startPipeline({

@@ -23,7 +23,7 @@ import { stepsKey, type RunAttempt } from './attempt.js';
 import { backoffDelayMs } from './backoff.js';
 import type { DeadLetters } from './dead-letter.js';
 import { workflowEventOf } from './workflow-event.js';
-import { joinAnswerOf, pushJoinLaneCall, JOIN_LANE_LUA, type JoinAnswer, type LaneExit, type LaneSeat, type Lanes } from './lanes.js';
+import { joinAnswerOf, pushJoinLaneCall, JOIN_LANE_LUA, type JoinAnswer, type LaneExit, type LaneSeat, type Lanes, type StepsFate } from './lanes.js';
 
 const DEBOUNCE_KEY_MARGIN_MS = 60_000;
 /** How often an event re-checks the phone's old shards after a change of QUEUE_SHARDS. */
@@ -33,23 +33,28 @@ const OLDER_SHARDS_RECHECK_MS = 250;
 // heads its intake lane: 'dispatched' (the done record says so), 'wait' (not
 // the head: Lanes.takeTurn decides), or 'head' and whether this is the phone's
 // first contact, then the answers of the workflow lanes it joined on the way
-// (joinLane, lanes.ts). The first-contact SET keeps the event id, so a redone
-// dispatch agrees; it happens only at the head, in acceptance order.
+// (joinLane, lanes.ts). The done record is read once, for the event and every
+// lane. The first-contact SET keeps the event id, so a redone dispatch agrees;
+// it happens only at the head, in acceptance order.
 // KEYS: done record, intake lane, the phone's first-contact key, then per lane
-// to join its lane, workflow job, done record and steps.
+// to join its lane, workflow job and steps.
 // ARGV: event id, 1 when the event is incoming, how long a phone is remembered,
 // then per lane to join its member, sequence and done field.
 const TURN_SCRIPT = `${JOIN_LANE_LUA}
-if redis.call('HEXISTS', KEYS[1], '${DISPATCHED_FIELD}') == 1 then return {'dispatched'} end
+local seats = (#KEYS - 3) / 3
+local fields = {'${DISPATCHED_FIELD}'}
+for i = 1, seats do fields[i + 1] = ARGV[3 * i + 3] end
+local done = redis.call('HMGET', KEYS[1], unpack(fields))
+if done[1] then return {'dispatched'} end
 if redis.call('ZRANGE', KEYS[2], 0, 0)[1] ~= ARGV[1] then return {'wait'} end
 local turn = {'head', 0}
 if ARGV[2] == '1' then
   local previous = redis.call('SET', KEYS[3], ARGV[1], 'NX', 'GET', 'EX', ARGV[3])
   if not previous or previous == ARGV[1] then turn[2] = 1 end
 end
-for i = 1, (#KEYS - 3) / 4 do
-  local k, a = 4 * i, 3 * i + 1
-  turn[2 + i] = joinLane(KEYS[k], KEYS[k + 1], KEYS[k + 2], KEYS[k + 3], ARGV[a], ARGV[a + 1], ARGV[a + 2])
+for i = 1, seats do
+  local k = 3 * i + 1
+  turn[2 + i] = joinLane(done[i + 1] ~= false, KEYS[k], KEYS[k + 1], KEYS[k + 2], ARGV[k], ARGV[k + 1])
 end
 return turn`;
 
@@ -131,17 +136,23 @@ export function createDispatcher(targets: readonly DispatchTarget[], eventsQueue
   const runInline = async (target: DispatchTarget, event: WorkflowEvent, data: WorkflowJobData, stored: Record<string, string>, exits: LaneExit[]) => {
     const { workflow, queue } = target;
     const jobId = workflowJobId(workflow.name, event.id);
-    const leave = (keepSteps: boolean) =>
-      exits.push({ queue, lane: data.lane, member: jobId, field: workflow.name, stepsKey: stepsKey(prefix, jobId), keepSteps });
+    const leave = (steps: StepsFate) => {
+      const exit: LaneExit = { queue, lane: data.lane, member: jobId, field: workflow.name, stepsKey: stepsKey(prefix, jobId), steps };
+      exits.push(exit);
+      return exit;
+    };
     let storeSteps: (() => Promise<void>) | undefined;
     await target.runAttempt(event, jobId, [], Promise.resolve(stored), {
-      finished: async (store) => {
-        leave(false);
-        storeSteps = store;
+      finished: async (store, stepsStored) => {
+        const exit = leave(stepsStored ? 'drop' : 'none');
+        storeSteps = () => {
+          exit.steps = 'drop';
+          return store();
+        };
       },
       deadLettered: async (history) => {
         await deps.deadLetters.add({ ...data, phone: event.phone, history });
-        leave(true);
+        leave('keep');
       },
       sleeping: (wakeAt) => addWorkflowJob(queue, data, wakeAt - Date.now()),
       retrying: (history, delayMs) => addWorkflowJob(queue, { ...data, history }, delayMs),
@@ -215,7 +226,8 @@ export function createDispatcher(targets: readonly DispatchTarget[], eventsQueue
       // Also for a second job of an already dispatched event (two deliveries racing at the ingest).
       await lanes.finish(job, token, eventsQueue, done, deps.dedupeTtlSeconds, [
         ...inlineExits,
-        { queue: eventsQueue, lane, member: job.id!, field: DISPATCHED_FIELD, stepsKey: stepsKey(prefix, job.id!), keepSteps: false },
+        // Nothing stores steps under an event job's id.
+        { queue: eventsQueue, lane, member: job.id!, field: DISPATCHED_FIELD, stepsKey: stepsKey(prefix, job.id!), steps: 'none' },
       ]);
     } catch (error) {
       if (error instanceof DelayedError) throw error;

@@ -14,45 +14,51 @@ const ABANDONED_AFTER_MS = 10_000;
 // own; the dispatcher leaves the intake lane and, with the same lock, the lanes
 // of the workflows it ran inline. Returns each lane's new head if it is parked
 // in its queue's delayed set, else '': a head that is waiting or running needs
-// no promotion, and BullMQ answers a needless one with an error.
+// no promotion, and BullMQ answers a needless one with an error. Each
+// redis.call costs about a microsecond of Redis beyond its command, so the
+// done record takes every field in one HSET and a steps hash never written is
+// not deleted.
 // KEYS: lock, done record, then per exit its lane, steps hash and queue's delayed set.
-// ARGV: token, ttl, then per exit its member, done field and keep steps (1/0).
+// ARGV: token, ttl, then per exit its member, done field and what becomes of the steps (StepsFate).
 const LEAVE_SCRIPT = `
 if ARGV[1] ~= '' and redis.call('GET', KEYS[1]) ~= ARGV[1] then return false end
-local heads = {}
+local heads, fields = {}, {}
 for i = 1, (#KEYS - 2) / 3 do
   local lane, steps, delayed = KEYS[3 * i], KEYS[3 * i + 1], KEYS[3 * i + 2]
-  redis.call('HSET', KEYS[2], ARGV[3 * i + 1], '1')
-  if ARGV[3 * i + 2] == '1' then redis.call('EXPIRE', steps, ARGV[2]) else redis.call('DEL', steps) end
-  redis.call('ZREM', lane, ARGV[3 * i])
+  local member, fate = ARGV[3 * i], ARGV[3 * i + 2]
+  fields[2 * i - 1], fields[2 * i] = ARGV[3 * i + 1], '1'
+  if fate == 'keep' then redis.call('EXPIRE', steps, ARGV[2]) elseif fate == 'drop' then redis.call('DEL', steps) end
+  redis.call('ZREM', lane, member)
   local head = redis.call('ZRANGE', lane, 0, 0)[1]
   heads[i] = (head and redis.call('ZSCORE', delayed, head)) and head or ''
 end
+if #fields > 0 then redis.call('HSET', KEYS[2], unpack(fields)) end
 redis.call('EXPIRE', KEYS[2], ARGV[2])
 return heads`;
 
 // Joins a workflow's lane for the dispatcher, and says what to do: 'finished'
-// (the done record has the workflow), 'queued' (its job exists: a redone
-// dispatch), 'behind' (an earlier entry heads the lane: enqueue the job), or
-// 'head' with the job's stored steps (run it now). Inside one script, so
-// nothing can finish or join between the checks. The dispatcher's turn script
-// calls it too (dispatcher.ts).
+// (the done record has the workflow: the caller read it, as `finished`),
+// 'queued' (its job exists: a redone dispatch), 'behind' (an earlier entry
+// heads the lane: enqueue the job), or 'head' with the job's stored steps (run
+// it now). Inside one script, so nothing can finish or join between the
+// checks. The dispatcher's turn script calls it too (dispatcher.ts), having
+// read the done record once for all its lanes.
 export const JOIN_LANE_LUA = `
-local function joinLane(lane, job, done, steps, member, seq, field)
-  if redis.call('HEXISTS', done, field) == 1 then return {'finished'} end
+local function joinLane(finished, lane, job, steps, member, seq)
+  if finished then return {'finished'} end
   redis.call('ZADD', lane, 'NX', seq, member)
   if redis.call('EXISTS', job) == 1 then return {'queued'} end
   if redis.call('ZRANGE', lane, 0, 0)[1] ~= member then return {'behind'} end
   return {'head', redis.call('HGETALL', steps)}
 end`;
 
-// KEYS: lane, workflow job, done record, steps. ARGV: member, seq, done field.
+// KEYS: lane, workflow job, steps, done record. ARGV: member, seq, done field.
 const JOIN_SCRIPT = `${JOIN_LANE_LUA}
-return joinLane(KEYS[1], KEYS[2], KEYS[3], KEYS[4], ARGV[1], ARGV[2], ARGV[3])`;
+return joinLane(redis.call('HEXISTS', KEYS[4], ARGV[3]) == 1, KEYS[1], KEYS[2], KEYS[3], ARGV[1], ARGV[2])`;
 
-/** Appends a seat's keys and arguments for joinLane, in its order. */
+/** Appends a seat's keys (lane, job, steps) and arguments (member, seq, done field), in joinLane's order. */
 export function pushJoinLaneCall(seat: LaneSeat, keys: string[], args: (string | number)[]): void {
-  keys.push(seat.lane, seat.jobKey, seat.doneKey, seat.stepsKey);
+  keys.push(seat.lane, seat.jobKey, seat.stepsKey);
   args.push(seat.member, seat.seq, seat.field);
 }
 
@@ -65,6 +71,13 @@ export function joinAnswerOf(reply: unknown): JoinAnswer {
   return { state, stored };
 }
 
+/**
+ * What finishing does with a job's steps hash: `keep` it for a while (a dead
+ * letter's, so a replay resumes), `drop` it, or nothing at all when it was
+ * never written (`none`: a DEL costs Redis even on a missing key).
+ */
+export type StepsFate = 'keep' | 'drop' | 'none';
+
 /** Leaving one lane: what finishing writes to the event's done record, and what becomes of the steps. */
 export interface LaneExit {
   /** The queue of the lane's jobs, where its next head is promoted. */
@@ -73,7 +86,7 @@ export interface LaneExit {
   member: string;
   field: string;
   stepsKey: string;
-  keepSteps: boolean;
+  steps: StepsFate;
 }
 
 export interface LaneSeat {
@@ -138,7 +151,7 @@ export class Lanes {
     // Loops, not flatMap and spreads: this runs for every event.
     for (const exit of exits) {
       keys.push(exit.lane, exit.stepsKey, exit.queue.keys.delayed!);
-      args.push(exit.member, exit.field, exit.keepSteps ? 1 : 0);
+      args.push(exit.member, exit.field, exit.steps);
     }
     const heads = (await this.leave(this.prefix, keys, args)) as string[] | null;
     await Promise.all((heads ?? []).map((head, index) => (head ? this.promote(exits[index]!.queue, head) : undefined)));
@@ -149,6 +162,7 @@ export class Lanes {
     const keys: string[] = [];
     const args: (string | number)[] = [];
     pushJoinLaneCall(seat, keys, args);
+    keys.push(seat.doneKey);
     return joinAnswerOf(await this.joinScript(keys, args));
   }
 

@@ -20,6 +20,8 @@ export interface StepToolsOptions {
 export interface DurableSteps extends StepTools {
   /** Stores the result of the last step run, held back until now (see createStepTools). */
   flush(): Promise<void>;
+  /** Whether the steps hash may hold anything: it did when loaded, or a result has been stored since. */
+  readonly stored: boolean;
 }
 
 /**
@@ -38,10 +40,12 @@ export async function createStepTools(options: StepToolsOptions): Promise<Durabl
   const { redis, stepsKey } = options;
   const memo = new Map(Object.entries(await (options.stored ?? redis.hgetall(stepsKey))));
   let unstored: [string, string] | undefined;
+  let stored = memo.size > 0;
 
   const store = async (...fields: string[]) => {
     const all = [...(unstored ?? []), ...fields];
     if (all.length === 0) return;
+    stored = true;
     await redis.hset(stepsKey, ...all);
     unstored = undefined;
   };
@@ -73,5 +77,8 @@ export async function createStepTools(options: StepToolsOptions): Promise<Durabl
     sleep: (id, ms) => sleepUntil(id, Date.now() + ms),
     sleepUntil,
     flush: () => store(),
+    get stored() {
+      return stored;
+    },
   };
 }

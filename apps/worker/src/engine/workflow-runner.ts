@@ -3,7 +3,7 @@ import type { Workflow } from '@replyflow/workflow';
 import { DelayedError, type Job, type Queue } from 'bullmq';
 import { attemptRecord, createAttempts, stepsKey, type AttemptDeps, type Settlement } from './attempt.js';
 import type { DeadLetters } from './dead-letter.js';
-import type { Lanes } from './lanes.js';
+import type { Lanes, StepsFate } from './lanes.js';
 import { workflowEventOf } from './workflow-event.js';
 
 export interface RunnerDeps extends AttemptDeps {
@@ -26,18 +26,18 @@ export function createWorkflowRunner(workflow: Workflow, queue: Queue<WorkflowJo
   const runAttempt = createAttempts(workflow, deps);
 
   // Steps are kept for a dead-lettered event, so a replay resumes after its last finished step.
-  const finish = (job: WorkflowJob, token: string | undefined, keepSteps: boolean) =>
+  const finish = (job: WorkflowJob, token: string | undefined, steps: StepsFate) =>
     lanes.finish(job, token, queue, doneKey(deps.prefix, job.data.eventId), deps.dedupeTtlSeconds, [
-      { queue, lane: job.data.lane, member: job.id!, field: name, stepsKey: stepsKey(deps.prefix, job.id!), keepSteps },
+      { queue, lane: job.data.lane, member: job.id!, field: name, stepsKey: stepsKey(deps.prefix, job.id!), steps },
     ]);
 
   const deadLetter = async (job: WorkflowJob, token: string | undefined, phone: string, history: AttemptRecord[]) => {
     await deps.deadLetters.add({ ...job.data, phone, history });
-    await finish(job, token, true);
+    await finish(job, token, 'keep');
   };
 
   const settlementOf = (job: WorkflowJob, token: string | undefined, phone: string): Settlement => ({
-    finished: () => finish(job, token, false),
+    finished: (_storeSteps, stepsStored) => finish(job, token, stepsStored ? 'drop' : 'none'),
     deadLettered: (history) => deadLetter(job, token, phone, history),
     sleeping: (wakeAt) => job.moveToDelayed(wakeAt, token),
     retrying: async (history, delayMs) => {
