@@ -4,6 +4,7 @@ import {
   defineBatchedScript,
   doneKey,
   phoneMemoryKey,
+  seqKey,
   PHONE_MEMORY_SECONDS,
   jobKey,
   laneKey,
@@ -36,12 +37,12 @@ const OLDER_SHARDS_RECHECK_MS = 250;
 // (joinLane, lanes.ts). The done record is read once, for the event and every
 // lane. The first-contact SET keeps the event id, so a redone dispatch agrees;
 // it happens only at the head, in acceptance order.
-// KEYS: done record, intake lane, the phone's first-contact key, then per lane
-// to join its lane, workflow job and steps.
+// KEYS: done record, intake lane, the phone's first-contact key, the shard's
+// sequence, then per lane to join its lane, workflow job and steps.
 // ARGV: event id, 1 when the event is incoming, how long a phone is remembered,
 // then per lane to join its member, sequence and done field.
 const TURN_SCRIPT = `${JOIN_LANE_LUA}
-local seats = (#KEYS - 3) / 3
+local seats = (#KEYS - 4) / 3
 local fields = {'${DISPATCHED_FIELD}'}
 for i = 1, seats do fields[i + 1] = ARGV[3 * i + 3] end
 local done = redis.call('HMGET', KEYS[1], unpack(fields))
@@ -53,8 +54,8 @@ if ARGV[2] == '1' then
   if not previous or previous == ARGV[1] then turn[2] = 1 end
 end
 for i = 1, seats do
-  local k = 3 * i + 1
-  turn[2 + i] = joinLane(done[i + 1] ~= false, KEYS[k], KEYS[k + 1], KEYS[k + 2], ARGV[k], ARGV[k + 1])
+  local k, a = 3 * i + 2, 3 * i + 1
+  turn[2 + i] = joinLane(done[i + 1] ~= false, KEYS[k], KEYS[k + 1], KEYS[k + 2], ARGV[a], ARGV[a + 1], KEYS[4])
 end
 return turn`;
 
@@ -115,7 +116,7 @@ export function createDispatcher(targets: readonly DispatchTarget[], eventsQueue
    * contact and the answers of the `early` lanes it joined.
    */
   const takeTurn = async (job: Job<EventJobData>, token: string | undefined, lane: string, event: NotifyerEvent, early: LaneSeat[]) => {
-    const keys = [doneKey(prefix, job.id!), lane, phoneMemoryKey(prefix, event.phone)];
+    const keys = [doneKey(prefix, job.id!), lane, phoneMemoryKey(prefix, event.phone), seqKey(prefix)];
     const args: (string | number)[] = [job.id!, event.direction === 'incoming' ? 1 : 0, PHONE_MEMORY_SECONDS];
     for (const seat of early) pushJoinLaneCall(seat, keys, args);
     const readTurn = async () => (await turnScript(prefix, keys, args)) as [string, number?, ...unknown[]];

@@ -1,4 +1,4 @@
-import { defineBatchedScript, defineScript, jobKey, EVENTS_QUEUE, type Logger, type BatchedScript, type RedisClient, type RedisScript } from '@replyflow/shared';
+import { defineBatchedScript, defineScript, jobKey, seqKey, EVENTS_QUEUE, type Logger, type BatchedScript, type RedisClient, type RedisScript } from '@replyflow/shared';
 import { DelayedError, Job, type Queue } from 'bullmq';
 
 /** Safety net only: a parked job is normally promoted by the job before it the moment that one finishes. */
@@ -43,18 +43,27 @@ return heads`;
 // it now). Inside one script, so nothing can finish or join between the
 // checks. The dispatcher's turn script calls it too (dispatcher.ts), having
 // read the done record once for all its lanes.
+// An entry never goes ahead of the lane's head, which may be running: one
+// whose number is older (an event dispatched late, behind its phone's
+// backlog, into a lane that a replayed dead letter or, with a workflow key,
+// another phone's event already heads) takes the shard's next number, as if
+// accepted now.
 export const JOIN_LANE_LUA = `
-local function joinLane(finished, lane, job, steps, member, seq)
+local function joinLane(finished, lane, job, steps, member, seq, seqKey)
   if finished then return {'finished'} end
-  redis.call('ZADD', lane, 'NX', seq, member)
+  local head = redis.call('ZRANGE', lane, 0, 0, 'WITHSCORES')
+  if head[1] ~= member then
+    if head[1] and tonumber(head[2]) > tonumber(seq) then seq = redis.call('INCR', seqKey) end
+    redis.call('ZADD', lane, 'NX', seq, member)
+  end
   if redis.call('EXISTS', job) == 1 then return {'queued'} end
-  if redis.call('ZRANGE', lane, 0, 0)[1] ~= member then return {'behind'} end
+  if head[1] and head[1] ~= member then return {'behind'} end
   return {'head', redis.call('HGETALL', steps)}
 end`;
 
-// KEYS: lane, workflow job, steps, done record. ARGV: member, seq, done field.
+// KEYS: lane, workflow job, steps, done record, the shard's sequence. ARGV: member, seq, done field.
 const JOIN_SCRIPT = `${JOIN_LANE_LUA}
-return joinLane(redis.call('HEXISTS', KEYS[4], ARGV[3]) == 1, KEYS[1], KEYS[2], KEYS[3], ARGV[1], ARGV[2])`;
+return joinLane(redis.call('HEXISTS', KEYS[4], ARGV[3]) == 1, KEYS[1], KEYS[2], KEYS[3], ARGV[1], ARGV[2], KEYS[5])`;
 
 /** Appends a seat's keys (lane, job, steps) and arguments (member, seq, done field), in joinLane's order. */
 export function pushJoinLaneCall(seat: LaneSeat, keys: string[], args: (string | number)[]): void {
@@ -162,7 +171,7 @@ export class Lanes {
     const keys: string[] = [];
     const args: (string | number)[] = [];
     pushJoinLaneCall(seat, keys, args);
-    keys.push(seat.doneKey);
+    keys.push(seat.doneKey, seqKey(this.prefix));
     return joinAnswerOf(await this.joinScript(keys, args));
   }
 

@@ -1,0 +1,56 @@
+import assert from 'node:assert/strict';
+import { describe, test } from 'node:test';
+import { doneKey, jobKey, laneKey, seqKey, type Logger } from '@replyflow/shared';
+import { Lanes, type LaneSeat } from '../../apps/worker/src/engine/lanes.js';
+import { useRedisServer } from '../helpers/redis-server.js';
+
+const PREFIX = 'test';
+const LANE = laneKey(PREFIX, 'forward', '447700900123');
+
+const seat = (eventId: string, seq: number): LaneSeat => ({
+  lane: LANE,
+  member: `forward.${eventId}`,
+  seq,
+  jobKey: jobKey(PREFIX, 'forward', `forward.${eventId}`),
+  doneKey: doneKey(PREFIX, eventId),
+  field: 'forward',
+  stepsKey: `${PREFIX}:steps:forward.${eventId}`,
+});
+
+describe('joining a lane', () => {
+  const redis = useRedisServer();
+  const lanes = () => new Lanes(redis.client, PREFIX, { warn: () => {} } as unknown as Logger);
+
+  test('an empty lane is joined at the head, by the entry sequence number', async () => {
+    await redis.client.del(LANE);
+    assert.deepEqual(await lanes().join(seat('e5', 5)), { state: 'head', stored: {} });
+    assert.deepEqual(await redis.client.zrange(LANE, 0, -1, 'WITHSCORES'), ['forward.e5', '5']);
+  });
+
+  test('an entry older than the head goes behind it with the next sequence number, never ahead of what may be running', async () => {
+    await redis.client.del(LANE);
+    await redis.client.zadd(LANE, 10, 'forward.replayed');
+    await redis.client.set(seqKey(PREFIX), 40);
+    assert.deepEqual(await lanes().join(seat('e5', 5)), { state: 'behind' });
+    assert.deepEqual(await redis.client.zrange(LANE, 0, -1, 'WITHSCORES'), ['forward.replayed', '10', 'forward.e5', '41']);
+  });
+
+  test('behind the head, entries keep their acceptance order', async () => {
+    await redis.client.del(LANE);
+    await redis.client.zadd(LANE, 3, 'forward.head', 10, 'forward.e10');
+    await redis.client.set(seqKey(PREFIX), 40);
+    assert.deepEqual(await lanes().join(seat('e5', 5)), { state: 'behind' });
+    assert.deepEqual(await redis.client.zrange(LANE, 0, -1), ['forward.head', 'forward.e5', 'forward.e10']);
+    assert.equal(await redis.client.get(seqKey(PREFIX)), '40', 'no number taken');
+  });
+
+  test('a redone join keeps the place it had, and a finished workflow does not join', async () => {
+    await redis.client.del(LANE);
+    await redis.client.zadd(LANE, 3, 'forward.head', 5, 'forward.e5');
+    assert.deepEqual(await lanes().join(seat('e5', 5)), { state: 'behind' });
+    assert.deepEqual(await redis.client.zrange(LANE, 0, -1), ['forward.head', 'forward.e5']);
+    await redis.client.hset(doneKey(PREFIX, 'e7'), 'forward', '1');
+    assert.deepEqual(await lanes().join(seat('e7', 7)), { state: 'finished' });
+    assert.equal(await redis.client.zscore(LANE, 'forward.e7'), null);
+  });
+});
