@@ -37,7 +37,11 @@ export interface WorkflowDefinition {
   name: string;
   /** Which events this workflow runs on (default: all). */
   match?: (event: WorkflowEvent) => boolean;
-  /** Events with the same key run one at a time, in acceptance order (default: the phone). */
+  /**
+   * Events with the same key run one at a time, in acceptance order (default:
+   * the phone). With QUEUE_SHARDS above 1 this holds within a shard: a key
+   * whose phones hash to different shards has a lane in each.
+   */
   key?: (event: WorkflowEvent) => string;
   /** Applied to every `step.run` of the workflow. */
   rateLimit?: RateLimit;
