@@ -27,13 +27,33 @@ describe('joining a lane', () => {
     assert.deepEqual(await redis.client.zrange(LANE, 0, -1, 'WITHSCORES'), ['forward.e5', '5']);
   });
 
-  test('an entry older than the head goes behind it with the next sequence number, never ahead of what may be running', async () => {
+  test('an entry older than a waiting head goes ahead of it, by its number', async () => {
     await redis.client.del(LANE);
     await redis.client.zadd(LANE, 10, 'forward.replayed');
     await redis.client.set(seqKey(PREFIX), 40);
-    assert.deepEqual(await lanes().join(seat('e5', 5)), { state: 'behind' });
-    assert.deepEqual(await redis.client.zrange(LANE, 0, -1, 'WITHSCORES'), ['forward.replayed', '10', 'forward.e5', '41']);
+    assert.deepEqual(await lanes().join(seat('e5', 5)), { state: 'head', stored: {} });
+    assert.deepEqual(await redis.client.zrange(LANE, 0, -1, 'WITHSCORES'), ['forward.e5', '5', 'forward.replayed', '10']);
   });
+
+  for (const [holder, lock] of [
+    ['its workflow job', `${jobKey(PREFIX, 'forward', 'forward.replayed')}:lock`],
+    ["its event's job (a run inline)", `${jobKey(PREFIX, 'events', 'replayed')}:lock`],
+  ] as const) {
+    test(`an entry older than a running head (${holder} holds a lock) goes behind it with the next number`, async () => {
+      await redis.client.del(LANE);
+      await redis.client.zadd(LANE, 10, 'forward.replayed');
+      await redis.client.set(seqKey(PREFIX), 40);
+      await redis.client.set(lock, 'token', 'PX', 30_000);
+      try {
+        assert.deepEqual(await lanes().join(seat('e5', 5)), { state: 'behind' });
+        assert.deepEqual(await redis.client.zrange(LANE, 0, -1, 'WITHSCORES'), ['forward.replayed', '10', 'forward.e5', '41']);
+        assert.deepEqual(await lanes().join(seat('e5', 5)), { state: 'behind' }, 'a redone join keeps that place');
+        assert.deepEqual(await redis.client.zrange(LANE, 0, -1), ['forward.replayed', 'forward.e5']);
+      } finally {
+        await redis.client.del(lock);
+      }
+    });
+  }
 
   test('behind the head, entries keep their acceptance order', async () => {
     await redis.client.del(LANE);

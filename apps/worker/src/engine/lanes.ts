@@ -43,21 +43,32 @@ return heads`;
 // it now). Inside one script, so nothing can finish or join between the
 // checks. The dispatcher's turn script calls it too (dispatcher.ts), having
 // read the done record once for all its lanes.
-// An entry never goes ahead of the lane's head, which may be running: one
-// whose number is older (an event dispatched late, behind its phone's
-// backlog, into a lane that a replayed dead letter or, with a workflow key,
-// another phone's event already heads) takes the shard's next number, as if
-// accepted now.
+// An entry never goes ahead of a head that is running: one whose number is
+// older (an event dispatched late, behind its phone's backlog, into a lane
+// that a replayed dead letter or, with a workflow key, another phone's event
+// already heads) goes ahead of a head that waits, as its number says, but
+// behind a running one, with the shard's next number, as if accepted now. A
+// head runs while its workflow job, or for a run inline its event's job,
+// holds a BullMQ lock; those keys are named as the script's own keys are.
 export const JOIN_LANE_LUA = `
+local function headRunning(job, member, head, seqKey)
+  local jobs = string.sub(job, 1, #job - #member)
+  if redis.call('EXISTS', jobs .. head .. ':lock') == 1 then return true end
+  local events = string.sub(seqKey, 1, #seqKey - 3) .. '${EVENTS_QUEUE}:'
+  return redis.call('EXISTS', events .. string.sub(head, string.find(head, '.', 1, true) + 1) .. ':lock') == 1
+end
 local function joinLane(finished, lane, job, steps, member, seq, seqKey)
   if finished then return {'finished'} end
   local head = redis.call('ZRANGE', lane, 0, 0, 'WITHSCORES')
+  local first = head[1] == nil or head[1] == member
   if head[1] ~= member then
-    if head[1] and tonumber(head[2]) > tonumber(seq) then seq = redis.call('INCR', seqKey) end
-    redis.call('ZADD', lane, 'NX', seq, member)
+    if head[1] and tonumber(head[2]) > tonumber(seq) then
+      if headRunning(job, member, head[1], seqKey) then seq = redis.call('INCR', seqKey) else first = true end
+    end
+    if redis.call('ZADD', lane, 'NX', seq, member) == 0 then first = false end
   end
   if redis.call('EXISTS', job) == 1 then return {'queued'} end
-  if head[1] and head[1] ~= member then return {'behind'} end
+  if not first then return {'behind'} end
   return {'head', redis.call('HGETALL', steps)}
 end`;
 
