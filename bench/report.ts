@@ -11,7 +11,7 @@ import { resultsDir } from './lib/procs.js';
 import { scaleNotes, type ScaleResult } from './scale.js';
 import { renderScaleSvg } from './svg.js';
 import type { SoakResult } from './soak.js';
-import { WORKER_CONTENDERS, type WorkerResult } from './worker.js';
+import type { WorkerContender, WorkerResult } from './worker.js';
 
 export interface Target {
   name: string;
@@ -216,8 +216,8 @@ export function renderMarkdown(r: BenchReport): string {
       '',
       '| contender | events/s | worker CPU per event | Redis CPU per event | deliveries out of phone order | rounds (events/s) |',
       '|---|---:|---:|---:|---:|---|',
-      ...WORKER_CONTENDERS.map((c) => {
-        const x = w.contenders[c];
+      ...(Object.keys(w.contenders) as WorkerContender[]).map((c) => {
+        const x = w.contenders[c]!;
         const order = c === 'noop' ? '—' : String(Math.max(...x.runs.map((run) => run.outOfOrder)));
         return `| ${x.label} | ${n0(x.eventsPerSecond)} | ${n0(x.workerCpuUs)} µs | ${n0(x.redisCpuUs)} µs | ${order} | ${x.runs.map((run) => n0(run.eventsPerSecond)).join(' / ')} |`;
       }),
@@ -225,6 +225,13 @@ export function renderMarkdown(r: BenchReport): string {
       `replyflow / raw worker = **${n2(w.ratios.replyflowOverRaw)}**, replyflow / BullMQ no-op = ${n2(w.ratios.replyflowOverNoop)}, ` +
         `raw / no-op = ${n2(w.ratios.rawOverNoop)}, replyflow with 2 workers / raw = ${n2(w.ratios.replyflow2OverRaw)}.`,
       '',
+      ...(w.variantSettings
+        ? [
+            `The variant is replyflow with 1 worker and ${Object.entries(w.variantSettings).map(([k, v]) => `\`${k}=${v}\``).join(', ')}: ` +
+              `variant / replyflow = **${n2(w.ratios.variantOverReplyflow!)}** (rounds: ${w.ratios.perRound.map((p) => n2(p.variantOverReplyflow!)).join(', ')}).`,
+            '',
+          ]
+        : []),
     );
   }
   if (r.redisCost) {

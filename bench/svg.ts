@@ -3,7 +3,6 @@
 import type { BenchReport, Target } from './report.js';
 import { INGEST_CONTENDERS } from './ingest.js';
 import type { ScaleResult } from './scale.js';
-import { WORKER_CONTENDERS } from './worker.js';
 
 const WIDTH = 1060;
 const LABEL_W = 400;
@@ -82,11 +81,11 @@ export function renderSvg(r: BenchReport): string {
     const w = r.worker;
     panels.push({
       title: `Worker: events/s draining ${fmt(w.events)} events over ${w.phones} phones (concurrency ${w.concurrency})`,
-      rows: WORKER_CONTENDERS.map((c) => ({
-        label: w.contenders[c].label,
-        value: w.contenders[c].eventsPerSecond,
-        text: `${fmt(w.contenders[c].eventsPerSecond)}/s`,
-        color: c.startsWith('replyflow') ? BLUE : GREY,
+      rows: Object.entries(w.contenders).map(([c, x]) => ({
+        label: x.label,
+        value: x.eventsPerSecond,
+        text: `${fmt(x.eventsPerSecond)}/s`,
+        color: c.startsWith('replyflow') || c === 'variant' ? BLUE : GREY,
       })),
     });
   }

@@ -18,13 +18,21 @@ import { median, round, spread } from './lib/stats.js';
 import { CpuWindow } from './lib/sys.js';
 
 export const WORKER_CONTENDERS = ['noop', 'raw', 'replyflow1', 'replyflow2'] as const;
-export type WorkerContender = (typeof WORKER_CONTENDERS)[number];
+/** `variant` runs only with BENCH_WORKER_VARIANT: replyflow, 1 worker, with those settings. */
+export type WorkerContender = (typeof WORKER_CONTENDERS)[number] | 'variant';
 export const WORKER_LABELS: Record<WorkerContender, string> = {
   noop: 'BullMQ no-op worker',
   raw: 'raw BullMQ worker + POST',
   replyflow1: 'replyflow, 1 worker',
   replyflow2: 'replyflow, 2 workers',
+  variant: 'replyflow, 1 worker, variant',
 };
+
+/** The contenders of a run, in the order of its first round. */
+export const workerContendersOf = (config: Pick<BenchContext['config'], 'workerVariant'>): WorkerContender[] => [
+  ...WORKER_CONTENDERS,
+  ...(config.workerVariant ? (['variant'] as const) : []),
+];
 
 export interface WorkerRun {
   round: number;
@@ -54,14 +62,19 @@ export interface WorkerResult {
   phones: number;
   concurrency: number;
   rounds: number;
-  contenders: Record<WorkerContender, WorkerContenderResult>;
+  /** Every contender that ran (the variant only with BENCH_WORKER_VARIANT). */
+  contenders: Partial<Record<WorkerContender, WorkerContenderResult>> & Record<(typeof WORKER_CONTENDERS)[number], WorkerContenderResult>;
+  /** BENCH_WORKER_VARIANT, when the variant ran. */
+  variantSettings?: Record<string, string>;
   ratios: {
     /** replyflow (1 worker) over the raw worker doing the same POST: the target. */
     replyflowOverRaw: number;
     replyflowOverNoop: number;
     rawOverNoop: number;
     replyflow2OverRaw: number;
-    perRound: { round: number; replyflowOverRaw: number }[];
+    /** The variant over replyflow with 1 worker (median of the rounds): what its settings change. */
+    variantOverReplyflow?: number;
+    perRound: { round: number; replyflowOverRaw: number; variantOverReplyflow?: number }[];
   };
   otherCores: number;
   problems: string[];
@@ -201,6 +214,8 @@ export async function drainReplyflow(ctx: BenchContext, workers: number, receive
   }
 }
 
+const variantTarget = (ctx: BenchContext): DrainTarget => ({ env: ctx.config.workerVariant ?? {}, redisPids: [ctx.redis.pid] });
+
 async function measure(ctx: BenchContext, contender: WorkerContender, roundNo: number): Promise<WorkerRun> {
   const { config } = ctx;
   await flushAll(ctx.redis.client);
@@ -211,7 +226,7 @@ async function measure(ctx: BenchContext, contender: WorkerContender, roundNo: n
         ? await drainRaw(ctx, 'noop', receiver)
         : contender === 'raw'
           ? await drainRaw(ctx, 'post', receiver)
-          : await drainReplyflow(ctx, contender === 'replyflow1' ? 1 : 2, receiver);
+          : await drainReplyflow(ctx, contender === 'replyflow2' ? 2 : 1, receiver, contender === 'variant' ? variantTarget(ctx) : undefined);
     // Wait a moment for stray repeats, which a correct pipeline never sends.
     await sleep(200);
     const events = config.events;
@@ -252,13 +267,15 @@ function summarize(label: string, runs: WorkerRun[]): WorkerContenderResult {
 
 export async function runWorker(ctx: BenchContext): Promise<WorkerResult> {
   const { config } = ctx;
+  const all = workerContendersOf(config);
   progress(
-    `worker: ${config.events} events over ${config.phones} phones, concurrency ${config.workerConcurrency}, ${config.workerRounds} round(s) of ${WORKER_CONTENDERS.length} contenders`,
+    `worker: ${config.events} events over ${config.phones} phones, concurrency ${config.workerConcurrency}, ${config.workerRounds} round(s) of ${all.length} contenders` +
+      (config.workerVariant ? ` (variant: ${JSON.stringify(config.workerVariant)})` : ''),
   );
-  const runs: Record<WorkerContender, WorkerRun[]> = { noop: [], raw: [], replyflow1: [], replyflow2: [] };
+  const runs: Record<WorkerContender, WorkerRun[]> = { noop: [], raw: [], replyflow1: [], replyflow2: [], variant: [] };
   const problems: string[] = [];
   for (let r = 1; r <= config.workerRounds; r++) {
-    const order = WORKER_CONTENDERS.map((_, i) => WORKER_CONTENDERS[(i + r - 1) % WORKER_CONTENDERS.length] as WorkerContender);
+    const order = all.map((_, i) => all[(i + r - 1) % all.length] as WorkerContender);
     for (const contender of order) {
       const run = await measure(ctx, contender, r);
       runs[contender].push(run);
@@ -270,23 +287,24 @@ export async function runWorker(ctx: BenchContext): Promise<WorkerResult> {
     }
   }
   await flushAll(ctx.redis.client);
+  const over = (a: WorkerContender, b: WorkerContender, i: number) => (runs[a][i] as WorkerRun).eventsPerSecond / (runs[b][i] as WorkerRun).eventsPerSecond;
   const perRound = Array.from({ length: config.workerRounds }, (_, i) => ({
     round: i + 1,
-    replyflowOverRaw: (runs.replyflow1[i] as WorkerRun).eventsPerSecond / (runs.raw[i] as WorkerRun).eventsPerSecond,
+    replyflowOverRaw: over('replyflow1', 'raw', i),
+    ...(config.workerVariant ? { variantOverReplyflow: over('variant', 'replyflow1', i) } : {}),
   }));
-  const contenders = Object.fromEntries(WORKER_CONTENDERS.map((c) => [c, summarize(WORKER_LABELS[c], runs[c])])) as Record<
-    WorkerContender,
-    WorkerContenderResult
-  >;
-  const rate = (c: WorkerContender) => contenders[c].eventsPerSecond;
+  const contenders = Object.fromEntries(all.map((c) => [c, summarize(WORKER_LABELS[c], runs[c])])) as WorkerResult['contenders'];
+  const rate = (c: (typeof WORKER_CONTENDERS)[number]) => contenders[c].eventsPerSecond;
   return {
     events: config.events,
     phones: config.phones,
     concurrency: config.workerConcurrency,
     rounds: config.workerRounds,
     contenders,
+    ...(config.workerVariant ? { variantSettings: config.workerVariant } : {}),
     ratios: {
       replyflowOverRaw: median(perRound.map((p) => p.replyflowOverRaw)),
+      ...(config.workerVariant ? { variantOverReplyflow: median(perRound.map((p) => p.variantOverReplyflow!)) } : {}),
       replyflowOverNoop: rate('replyflow1') / rate('noop'),
       rawOverNoop: rate('raw') / rate('noop'),
       replyflow2OverRaw: rate('replyflow2') / rate('raw'),

@@ -28,6 +28,8 @@ export interface BenchConfig {
   sections: ReadonlySet<Section>;
   /** LOG_LEVEL of replyflow's processes: `info` is what ships. */
   logLevel: string;
+  /** BENCH_WORKER_VARIANT: settings of a fifth worker contender, replyflow with one worker and these settings. */
+  workerVariant: Record<string, string> | undefined;
 }
 
 function numberFrom(env: NodeJS.ProcessEnv, name: string, fallback: number, min: number): number {
@@ -36,6 +38,22 @@ function numberFrom(env: NodeJS.ProcessEnv, name: string, fallback: number, min:
   const value = Number(raw);
   if (!Number.isFinite(value) || value < min) throw new Error(`${name} must be a number >= ${min} (got ${JSON.stringify(raw)})`);
   return value;
+}
+
+function settingsFrom(env: NodeJS.ProcessEnv, name: string): Record<string, string> | undefined {
+  const raw = env[name];
+  if (raw === undefined || raw === '') return undefined;
+  const fail = () => new Error(`${name} must be a JSON object of settings, e.g. {"WORKER_CONCURRENCY":"64"} (got ${JSON.stringify(raw)})`);
+  let value: unknown;
+  try {
+    value = JSON.parse(raw);
+  } catch {
+    throw fail();
+  }
+  if (typeof value !== 'object' || value === null || Array.isArray(value)) throw fail();
+  const entries = Object.entries(value);
+  if (entries.length === 0 || entries.some(([, v]) => typeof v !== 'string')) throw fail();
+  return Object.fromEntries(entries) as Record<string, string>;
 }
 
 export function loadBenchConfig(env: NodeJS.ProcessEnv = process.env): BenchConfig {
@@ -69,5 +87,6 @@ export function loadBenchConfig(env: NodeJS.ProcessEnv = process.env): BenchConf
     scaleEvents: Math.round(numberFrom(env, 'BENCH_SCALE_EVENTS', 4000, 100)),
     sections: new Set(sections),
     logLevel: env.BENCH_LOG_LEVEL || 'info',
+    workerVariant: settingsFrom(env, 'BENCH_WORKER_VARIANT'),
   };
 }
