@@ -3,6 +3,7 @@
 import type { BenchReport, Target } from './report.js';
 import { INGEST_CONTENDERS } from './ingest.js';
 import type { ScaleResult } from './scale.js';
+import { isReplyflow, type WorkerContender } from './worker.js';
 
 const WIDTH = 1060;
 const LABEL_W = 400;
@@ -85,7 +86,7 @@ export function renderSvg(r: BenchReport): string {
         label: x.label,
         value: x.eventsPerSecond,
         text: `${fmt(x.eventsPerSecond)}/s`,
-        color: c.startsWith('replyflow') || c === 'variant' ? BLUE : GREY,
+        color: isReplyflow(c as WorkerContender) ? BLUE : GREY,
       })),
     });
   }

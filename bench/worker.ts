@@ -28,6 +28,9 @@ export const WORKER_LABELS: Record<WorkerContender, string> = {
   variant: 'replyflow, 1 worker, variant',
 };
 
+/** Whether the contender is replyflow itself, bound by its promises (per-phone order). */
+export const isReplyflow = (contender: WorkerContender): boolean => contender !== 'noop' && contender !== 'raw';
+
 /** The contenders of a run, in the order of its first round. */
 export const workerContendersOf = (config: Pick<BenchContext['config'], 'workerVariant'>): WorkerContender[] => [
   ...WORKER_CONTENDERS,
@@ -247,7 +250,7 @@ function problemsOf(contender: WorkerContender, run: WorkerRun, events: number):
   if (run.delivered !== events) problems.push(`${contender} round ${run.round}: ${run.delivered} of ${events} delivered`);
   if (run.duplicates > 0) problems.push(`${contender} round ${run.round}: ${run.duplicates} duplicate deliveries`);
   // Only replyflow promises per-phone order; the raw baselines are shown without it.
-  if (contender.startsWith('replyflow') && run.outOfOrder > 0) {
+  if (isReplyflow(contender) && run.outOfOrder > 0) {
     problems.push(`${contender} round ${run.round}: ${run.outOfOrder} deliveries out of their phone's order`);
   }
   return problems;
