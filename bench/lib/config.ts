@@ -53,7 +53,19 @@ function settingsFrom(env: NodeJS.ProcessEnv, name: string): Record<string, stri
   if (typeof value !== 'object' || value === null || Array.isArray(value)) throw fail();
   const entries = Object.entries(value);
   if (entries.length === 0 || entries.some(([, v]) => typeof v !== 'string')) throw fail();
-  return Object.fromEntries(entries) as Record<string, string>;
+  const settings = Object.fromEntries(entries) as Record<string, string>;
+  if (settings.LOG_LEVEL !== undefined) logLevelFrom(name, settings.LOG_LEVEL);
+  return settings;
+}
+
+/** The levels at which replyflow's processes print the start line the bench waits for (`ingest listening`, `worker started`). */
+const LEVELS_WITH_START_LINE = ['trace', 'debug', 'info'];
+
+function logLevelFrom(name: string, value: string): string {
+  if (!LEVELS_WITH_START_LINE.includes(value)) {
+    throw new Error(`${name}: LOG_LEVEL must be one of ${LEVELS_WITH_START_LINE.join(', ')} here (got ${JSON.stringify(value)}): above info the processes do not print the start line the bench waits for`);
+  }
+  return value;
 }
 
 export function loadBenchConfig(env: NodeJS.ProcessEnv = process.env): BenchConfig {
@@ -86,7 +98,7 @@ export function loadBenchConfig(env: NodeJS.ProcessEnv = process.env): BenchConf
     scale,
     scaleEvents: Math.round(numberFrom(env, 'BENCH_SCALE_EVENTS', 4000, 100)),
     sections: new Set(sections),
-    logLevel: env.BENCH_LOG_LEVEL || 'info',
+    logLevel: logLevelFrom('BENCH_LOG_LEVEL', env.BENCH_LOG_LEVEL || 'info'),
     workerVariant: settingsFrom(env, 'BENCH_WORKER_VARIANT'),
   };
 }

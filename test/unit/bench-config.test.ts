@@ -5,8 +5,8 @@ import { isReplyflow, workerContendersOf } from '../../bench/worker.js';
 
 describe('npm run bench settings', () => {
   test('BENCH_WORKER_VARIANT adds a fifth worker contender with those settings', () => {
-    const config = loadBenchConfig({ BENCH_WORKER_VARIANT: '{"WORKER_CONCURRENCY":"64","LOG_LEVEL":"warn"}' });
-    assert.deepEqual(config.workerVariant, { WORKER_CONCURRENCY: '64', LOG_LEVEL: 'warn' });
+    const config = loadBenchConfig({ BENCH_WORKER_VARIANT: '{"WORKER_CONCURRENCY":"64","LOG_LEVEL":"debug"}' });
+    assert.deepEqual(config.workerVariant, { WORKER_CONCURRENCY: '64', LOG_LEVEL: 'debug' });
     assert.deepEqual(workerContendersOf(config), ['noop', 'raw', 'replyflow1', 'replyflow2', 'variant']);
     assert.deepEqual(workerContendersOf(loadBenchConfig({})), ['noop', 'raw', 'replyflow1', 'replyflow2']);
     // The variant is replyflow: a delivery out of its phone's order is a problem of the run.
@@ -18,4 +18,10 @@ describe('npm run bench settings', () => {
       assert.throws(() => loadBenchConfig({ BENCH_WORKER_VARIANT: bad }), /BENCH_WORKER_VARIANT must be a JSON object of settings, e\.g\./);
     });
   }
+
+  test('a log level that hides the start lines the bench waits for is refused, not waited on', () => {
+    assert.throws(() => loadBenchConfig({ BENCH_LOG_LEVEL: 'warn' }), /BENCH_LOG_LEVEL: LOG_LEVEL must be one of trace, debug, info here/);
+    assert.throws(() => loadBenchConfig({ BENCH_WORKER_VARIANT: '{"LOG_LEVEL":"error"}' }), /BENCH_WORKER_VARIANT: LOG_LEVEL must be one of/);
+    assert.equal(loadBenchConfig({ BENCH_WORKER_VARIANT: '{"LOG_LEVEL":"debug"}' }).workerVariant?.LOG_LEVEL, 'debug');
+  });
 });
