@@ -1,5 +1,5 @@
 // BENCH_PROFILE=1: CPU profiles (node --cpu-prof) of replyflow's ingest under
-// the ingest load and of its worker during a drain, with the naive pipeline and
+// the ingest load and of its worker during a drain, with bare Express, the naive pipeline and
 // the raw BullMQ worker beside them, in runs of their own so the profiler never
 // slows a measured figure. Writes bench/results/profiles/*.cpuprofile (open in
 // Chrome DevTools or speedscope), a flame graph SVG of each, and
@@ -121,6 +121,14 @@ export async function runProfile(ctx: BenchContext): Promise<ProfileResult> {
       title: 'replyflow ingest under wrk load',
       run: () =>
         profileIngest(ctx, 'replyflow ingest', async (port) => startIngest(ctx, port, await freePort(), profileArgs('ingest'))),
+    },
+    {
+      name: 'bare-express',
+      title: 'bare Express (a) under wrk load',
+      run: () =>
+        profileIngest(ctx, 'bare Express', (port) =>
+          startNode('bare-express', baselineScript('bare-express'), { PORT: String(port), HOST: '127.0.0.1' }, { ready: /listening/, nodeArgs: profileArgs('bare-express') }),
+        ),
     },
     {
       name: 'naive-pipeline',
