@@ -1,7 +1,7 @@
 // BENCH_PROFILE=1: CPU profiles (node --cpu-prof) of replyflow's ingest under
-// the ingest load and of its worker during a drain, with bare Express, the naive pipeline and
-// the raw BullMQ worker beside them, in runs of their own so the profiler never
-// slows a measured figure. Writes bench/results/profiles/*.cpuprofile (open in
+// the ingest load and of its worker during a drain, with bare Express, the
+// naive pipeline and the raw BullMQ worker beside them, in runs of their own so
+// the profiler never slows a measured figure. Writes bench/results/profiles/*.cpuprofile (open in
 // Chrome DevTools or speedscope), a flame graph SVG of each, and
 // bench/results/profile-summary.txt.
 import { existsSync, mkdirSync, rmSync, writeFileSync } from 'node:fs';

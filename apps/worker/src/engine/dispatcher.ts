@@ -24,7 +24,7 @@ import { stepsKey, type RunAttempt } from './attempt.js';
 import { backoffDelayMs } from './backoff.js';
 import type { DeadLetters } from './dead-letter.js';
 import { workflowEventOf } from './workflow-event.js';
-import { joinAnswerOf, pushJoinLaneCall, JOIN_LANE_LUA, type JoinAnswer, type LaneExit, type LaneSeat, type Lanes, type StepsFate } from './lanes.js';
+import { finishedStepsFate, joinAnswerOf, pushJoinLaneCall, JOIN_LANE_LUA, type JoinAnswer, type LaneExit, type LaneSeat, type Lanes, type StepsFate } from './lanes.js';
 
 const DEBOUNCE_KEY_MARGIN_MS = 60_000;
 /** How often an event re-checks the phone's old shards after a change of QUEUE_SHARDS. */
@@ -145,7 +145,7 @@ export function createDispatcher(targets: readonly DispatchTarget[], eventsQueue
     let storeSteps: (() => Promise<void>) | undefined;
     await target.runAttempt(event, jobId, [], Promise.resolve(stored), {
       finished: async (store, stepsStored) => {
-        const exit = leave(stepsStored ? 'drop' : 'none');
+        const exit = leave(finishedStepsFate(stepsStored));
         storeSteps = () => {
           exit.steps = 'drop';
           return store();

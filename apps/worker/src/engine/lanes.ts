@@ -98,6 +98,9 @@ export function joinAnswerOf(reply: unknown): JoinAnswer {
  */
 export type StepsFate = 'keep' | 'drop' | 'none';
 
+/** A finished job's steps: dropped, unless nothing was ever written to drop. */
+export const finishedStepsFate = (stepsStored: boolean): StepsFate => (stepsStored ? 'drop' : 'none');
+
 /** Leaving one lane: what finishing writes to the event's done record, and what becomes of the steps. */
 export interface LaneExit {
   /** The queue of the lane's jobs, where its next head is promoted. */

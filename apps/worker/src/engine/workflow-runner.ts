@@ -3,7 +3,7 @@ import type { Workflow } from '@replyflow/workflow';
 import { DelayedError, type Job, type Queue } from 'bullmq';
 import { attemptRecord, createAttempts, stepsKey, type AttemptDeps, type Settlement } from './attempt.js';
 import type { DeadLetters } from './dead-letter.js';
-import type { Lanes, StepsFate } from './lanes.js';
+import { finishedStepsFate, type Lanes, type StepsFate } from './lanes.js';
 import { workflowEventOf } from './workflow-event.js';
 
 export interface RunnerDeps extends AttemptDeps {
@@ -37,7 +37,7 @@ export function createWorkflowRunner(workflow: Workflow, queue: Queue<WorkflowJo
   };
 
   const settlementOf = (job: WorkflowJob, token: string | undefined, phone: string): Settlement => ({
-    finished: (_storeSteps, stepsStored) => finish(job, token, stepsStored ? 'drop' : 'none'),
+    finished: (_storeSteps, stepsStored) => finish(job, token, finishedStepsFate(stepsStored)),
     deadLettered: (history) => deadLetter(job, token, phone, history),
     sleeping: (wakeAt) => job.moveToDelayed(wakeAt, token),
     retrying: async (history, delayMs) => {
