@@ -3,12 +3,12 @@
 // rounds so drift in the machine's speed falls on all three alike.
 import { freePort } from '../test/helpers/free-port.js';
 import { startIngest } from './lib/apps.js';
-import { baselineScript } from './lib/baselines.js';
+import { startBareExpress, startNaivePipeline } from './lib/baselines.js';
 import { scrapeCounter, type BenchContext } from './lib/context.js';
 import { postAll } from './lib/http-load.js';
 import { progress } from './lib/log.js';
 import { bodyAt, SECRET, timeBase } from './lib/payloads.js';
-import { startNode, type NodeProcess } from './lib/procs.js';
+import type { NodeProcess } from './lib/procs.js';
 import { deleteDataKeys } from './lib/redis.js';
 import { median, round, spread } from './lib/stats.js';
 import { CpuWindow } from './lib/sys.js';
@@ -81,13 +81,8 @@ const WEBHOOK_PATH = '/webhooks/notifyer';
 async function startContenders(ctx: BenchContext): Promise<Contender[]> {
   const redisUrl = ctx.redis.url;
   const [barePort, naivePort, ingestPort, metricsPort] = await Promise.all([freePort(), freePort(), freePort(), freePort()]);
-  const bare = await startNode('bare-express', baselineScript('bare-express'), { PORT: String(barePort), HOST: '127.0.0.1' }, { ready: /listening/ });
-  const naive = await startNode(
-    'naive-pipeline',
-    baselineScript('naive-pipeline'),
-    { PORT: String(naivePort), HOST: '127.0.0.1', REDIS_URL: redisUrl, WEBHOOK_SECRET: SECRET },
-    { ready: /listening/ },
-  );
+  const bare = await startBareExpress(barePort);
+  const naive = await startNaivePipeline(naivePort, redisUrl);
   const ingest = await startIngest(ctx, ingestPort, metricsPort);
   const metricsUrl = `http://127.0.0.1:${metricsPort}/metrics`;
   return [

@@ -1,14 +1,14 @@
 // BENCH_PROFILE=1: CPU profiles (node --cpu-prof) of replyflow's ingest under
 // the ingest load and of its worker during a drain, with bare Express, the
-// naive pipeline and the raw BullMQ worker beside them, in runs of their own so
-// the profiler never slows a measured figure. Writes bench/results/profiles/*.cpuprofile (open in
-// Chrome DevTools or speedscope), a flame graph SVG of each, and
-// bench/results/profile-summary.txt.
+// naive pipeline and the raw BullMQ worker beside them, in runs of their own
+// so the profiler never slows a measured figure. Writes
+// bench/results/profiles/*.cpuprofile (open in Chrome DevTools or speedscope),
+// a flame graph SVG of each, and bench/results/profile-summary.txt.
 import { existsSync, mkdirSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { freePort } from '../test/helpers/free-port.js';
 import { startIngest, startWorker } from './lib/apps.js';
-import { baselineScript } from './lib/baselines.js';
+import { baselineScript, startBareExpress, startNaivePipeline } from './lib/baselines.js';
 import type { BenchContext } from './lib/context.js';
 import { flameGraphSvg, summarizeProfile } from './lib/cpuprofile.js';
 import { postAll } from './lib/http-load.js';
@@ -125,23 +125,12 @@ export async function runProfile(ctx: BenchContext): Promise<ProfileResult> {
     {
       name: 'bare-express',
       title: 'bare Express (a) under wrk load',
-      run: () =>
-        profileIngest(ctx, 'bare Express', (port) =>
-          startNode('bare-express', baselineScript('bare-express'), { PORT: String(port), HOST: '127.0.0.1' }, { ready: /listening/, nodeArgs: profileArgs('bare-express') }),
-        ),
+      run: () => profileIngest(ctx, 'bare Express', (port) => startBareExpress(port, profileArgs('bare-express'))),
     },
     {
       name: 'naive-pipeline',
       title: 'naive pipeline (b) under wrk load',
-      run: () =>
-        profileIngest(ctx, 'naive pipeline', (port) =>
-          startNode(
-            'naive-pipeline',
-            baselineScript('naive-pipeline'),
-            { PORT: String(port), HOST: '127.0.0.1', REDIS_URL: redis.url, WEBHOOK_SECRET: SECRET },
-            { ready: /listening/, nodeArgs: profileArgs('naive-pipeline') },
-          ),
-        ),
+      run: () => profileIngest(ctx, 'naive pipeline', (port) => startNaivePipeline(port, redis.url, profileArgs('naive-pipeline'))),
     },
     { name: 'worker', title: 'replyflow worker draining the backlog', run: () => profileReplyflowWorker(ctx) },
     { name: 'raw-worker', title: 'raw BullMQ worker + POST draining the same backlog', run: () => profileRawWorker(ctx) },

@@ -4,7 +4,8 @@
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import ts from 'typescript';
-import { benchDir, tmpDir } from './procs.js';
+import { SECRET } from './payloads.js';
+import { benchDir, startNode, tmpDir, type NodeProcess } from './procs.js';
 
 export type Baseline = 'bare-express' | 'naive-pipeline' | 'raw-worker';
 
@@ -24,4 +25,19 @@ export function baselineScript(name: Baseline): string {
   writeFileSync(file, outputText);
   compiled.set(name, file);
   return file;
+}
+
+/** Bare Express (contender a) on 127.0.0.1:`port`. */
+export function startBareExpress(port: number, nodeArgs: string[] = []): Promise<NodeProcess> {
+  return startNode('bare-express', baselineScript('bare-express'), { PORT: String(port), HOST: '127.0.0.1' }, { ready: /listening/, nodeArgs });
+}
+
+/** The naive pipeline (contender b) on 127.0.0.1:`port`, storing in `redisUrl`, checking the bench's secret. */
+export function startNaivePipeline(port: number, redisUrl: string, nodeArgs: string[] = []): Promise<NodeProcess> {
+  return startNode(
+    'naive-pipeline',
+    baselineScript('naive-pipeline'),
+    { PORT: String(port), HOST: '127.0.0.1', REDIS_URL: redisUrl, WEBHOOK_SECRET: SECRET },
+    { ready: /listening/, nodeArgs },
+  );
 }
