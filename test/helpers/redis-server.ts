@@ -12,6 +12,8 @@ export interface RedisOptions {
   appendonly?: boolean;
   maxmemory?: string;
   maxmemoryPolicy?: string;
+  /** The port of a master on 127.0.0.1 to replicate. */
+  replicaOf?: number;
 }
 
 const READY_TIMEOUT_MS = 10_000;
@@ -97,6 +99,7 @@ export async function startRedis(opts: RedisOptions = {}): Promise<RedisServer> 
     ...(appendonly ? ['--appendfsync', 'always'] : []),
     '--maxmemory-policy', opts.maxmemoryPolicy ?? 'noeviction',
     ...(opts.maxmemory ? ['--maxmemory', opts.maxmemory] : []),
+    ...(opts.replicaOf ? ['--replicaof', '127.0.0.1', String(opts.replicaOf)] : []),
   ];
   const server = new RedisServer(await freePort(), dir, args);
   try {

@@ -2,6 +2,7 @@ import {
   doneKey,
   jobKey,
   laneKey,
+  seqKey,
   waitForReplicas,
   withDeadline,
   EVENTS_QUEUE,
@@ -90,7 +91,8 @@ export class EventStore {
 
   private async storeOnce(eventId: string, phone: string, data: string): Promise<StoreOutcome> {
     const retired = this.layouts.retired();
-    if (retired.length > 0 && (await this.knownInShards(retired, eventId, phone))) return 'duplicate';
+    const knownIn = retired.length > 0 ? await this.shardKnowing(retired, eventId, phone) : undefined;
+    if (knownIn !== undefined) return this.duplicate(knownIn, eventId);
     for (let attempt = 1; ; attempt++) {
       const keyspace = this.layouts.current;
       const p = keyspace.shardPrefixOf(phone);
@@ -101,21 +103,42 @@ export class EventStore {
         await this.layouts.refresh();
         continue;
       }
-      if (outcome === DUPLICATE) return 'duplicate';
+      if (outcome === DUPLICATE) return this.duplicate(p, eventId);
       if (typeof outcome === 'number') throw new Error(`adding the job failed with code ${outcome}`);
-      // Redis replicates asynchronously: without this, a failover right after
-      // the 202 could lose an acknowledged event (REDIS_ACK_REPLICAS).
-      if (this.ackReplicas > 0) await waitForReplicas(this.redis, jobKey(p, EVENTS_QUEUE, eventId), this.ackReplicas, REPLICA_WAIT_MS);
+      await this.replicated(p, eventId);
       return 'queued';
     }
   }
 
   /**
-   * After a change of QUEUE_SHARDS, an event accepted before it lives in its
-   * old shard. A place in the old lane without the job means an old store is
-   * still adding it, or failed to: the caller gets a 503 and retries.
+   * Redis replicates asynchronously: without this, a failover right after the
+   * 2xx could lose an acknowledged event (REDIS_ACK_REPLICAS).
    */
-  private async knownInShards(retired: Keyspace[], eventId: string, phone: string): Promise<boolean> {
+  private async replicated(shardPrefix: string, eventId: string): Promise<void> {
+    if (this.ackReplicas > 0) await waitForReplicas(this.redis, jobKey(shardPrefix, EVENTS_QUEUE, eventId), this.ackReplicas, REPLICA_WAIT_MS);
+  }
+
+  /**
+   * A 200 duplicate promises the event is stored as much as a 202 does. The
+   * earlier store may have gone unreplicated (its sender got a 503 and
+   * retried) and may have come from another connection, which WAIT does not
+   * count: a write of our own after it, replicated in order behind it, does.
+   */
+  private async duplicate(shardPrefix: string, eventId: string): Promise<StoreOutcome> {
+    if (this.ackReplicas > 0) {
+      await this.redis.incrby(seqKey(shardPrefix), 0);
+      await this.replicated(shardPrefix, eventId);
+    }
+    return 'duplicate';
+  }
+
+  /**
+   * After a change of QUEUE_SHARDS, an event accepted before it lives in its
+   * old shard: the prefix of the old shard that holds it, if one does. A
+   * place in the old lane without the job means an old store is still adding
+   * it, or failed to: the caller gets a 503 and retries.
+   */
+  private async shardKnowing(retired: Keyspace[], eventId: string, phone: string): Promise<string | undefined> {
     const found = await Promise.all(
       retired.map(async (keyspace) => {
         const p = keyspace.shardPrefixOf(phone);
@@ -124,9 +147,9 @@ export class EventStore {
           this.redis.zscore(laneKey(p, EVENTS_QUEUE, phone), eventId),
         ]);
         if (stored === 0 && placed !== null) throw new Error('the event is still being stored in its shard from before the layout change');
-        return stored > 0;
+        return stored > 0 ? p : undefined;
       }),
     );
-    return found.includes(true);
+    return found.find((p) => p !== undefined);
   }
 }
