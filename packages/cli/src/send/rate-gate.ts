@@ -1,10 +1,19 @@
 const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms));
 
 /**
- * At most `perSecond` starts in any second: each start waits until
- * 1000/perSecond ms after the previous one actually started. Spacing from the
- * actual start (not a precomputed schedule) means a late timer can never
- * bunch two starts together, and requests go out evenly rather than in bursts.
+ * What R+1 starts span beyond a second. The receiver counts arrivals, not
+ * starts, and the first request of a connection arrives a few ms later than
+ * the rest (its connection is opened first): starts exactly 1/R s apart let
+ * R+1 arrive within 995 ms.
+ */
+const ARRIVAL_JITTER_MS = 20;
+
+/**
+ * At most `perSecond` starts in any second, and arrivals too: each start waits
+ * until (1000 + ARRIVAL_JITTER_MS)/perSecond ms after the previous one actually
+ * started. Spacing from the actual start (not a precomputed schedule) means a
+ * late timer can never bunch two starts together, and requests go out evenly
+ * rather than in bursts.
  */
 export class RateGate {
   private readonly intervalMs: number;
@@ -15,7 +24,7 @@ export class RateGate {
     perSecond: number,
     private readonly now: () => number = () => performance.now(),
   ) {
-    this.intervalMs = 1000 / perSecond;
+    this.intervalMs = (1000 + ARRIVAL_JITTER_MS) / perSecond;
   }
 
   /** Resolves when the caller may start; callers are let through one at a time, in call order. */
