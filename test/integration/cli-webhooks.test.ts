@@ -90,17 +90,13 @@ describe('replyflow webhooks against the emulator (contract section 9)', () => {
     assert.match(run.stderr, /line 2/);
   });
 
-  test('a secret file open to other users is refused before anything is created; --force tightens it to 0600', async () => {
+  test('a secret file open to other users is tightened to 0600, with a note, and takes the secret', async () => {
     const open = join(dir, 'open-secret');
     writeFileSync(open, 'placeholder');
     chmodSync(open, 0o644);
-    const args = ['webhooks', 'create', '--url', `${url}?third`, '--incoming', '--signature', '--secret-file', open];
-    const refused = await runCli(args, env);
-    assert.equal(refused.code, 1);
-    assert.match(refused.stderr, /mode 0644.*chmod 600.*--force/);
-    assert.ok(!(await list()).some((record) => record.webhooks === `${url}?third`), 'nothing was created');
-    const forced = await runCli([...args, '--force'], env);
-    assert.equal(forced.code, 0, forced.stderr);
+    const run = await runCli(['webhooks', 'create', '--url', `${url}?third`, '--incoming', '--signature', '--secret-file', open], env);
+    assert.equal(run.code, 0, run.stderr);
+    assert.match(run.stderr, /was mode 0644, open to other users; it is 0600 now/);
     assert.equal(mode(open), 0o600);
     const lines = readFileSync(open, 'utf8').split('\n');
     assert.equal(lines[0], 'placeholder');

@@ -32,7 +32,7 @@ describe('schedule activity and waiting duration', () => {
 describe('the webhook secret file', () => {
   test('a new file is created 0600 in a new folder, one secret a line, appended', () => {
     const file = join(dir, 'a', 'b', 'secret');
-    assert.deepEqual(prepareSecretFile(file, false), { path: file });
+    assert.deepEqual(prepareSecretFile(file), { path: file });
     assert.equal(appendSecret(file, 'first'), 1);
     assert.equal(appendSecret(file, 'second'), 2);
     assert.equal(readFileSync(file, 'utf8'), 'first\nsecond\n');
@@ -47,19 +47,17 @@ describe('the webhook secret file', () => {
     assert.equal(readFileSync(file, 'utf8'), 'placeholder\nnew\n');
   });
 
-  test('a file open to others is refused; --force tightens it to 0600', () => {
+  test('a file open to others is tightened to 0600, its content untouched', () => {
     const file = join(dir, 'open');
     writeFileSync(file, 'old\n');
     chmodSync(file, 0o644);
-    assert.throws(() => prepareSecretFile(file, false), /open to other users \(mode 0644\).*chmod 600.*--force.*nothing was created/);
-    assert.equal(mode(file), 0o644);
-    assert.deepEqual(prepareSecretFile(file, true), { path: file, tightenedFrom: 0o644 });
+    assert.deepEqual(prepareSecretFile(file), { path: file, tightenedFrom: 0o644 });
     assert.equal(mode(file), 0o600);
     assert.equal(readFileSync(file, 'utf8'), 'old\n');
   });
 
   test('a folder in the way is refused', () => {
-    assert.throws(() => prepareSecretFile(dir, false), /not a regular file/);
+    assert.throws(() => prepareSecretFile(dir), /not a regular file/);
   });
 
   test('a secret spanning lines is never written; blank lines and CRLF are skipped when reading', () => {

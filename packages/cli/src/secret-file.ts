@@ -7,17 +7,17 @@ const PRIVATE = 0o600;
 export interface PreparedSecretFile {
   /** Absolute, so the operator sees exactly which file the ingest must read. */
   path: string;
-  /** The mode the file had when --force tightened it to 0600. */
+  /** The mode the file had when it was open to other users and tightened to 0600. */
   tightenedFrom?: number;
 }
 
 /**
  * Runs before Notifyer is asked to create a webhook: the secret is shown only
  * once, so a file that cannot take it must stop the create, not lose the secret.
- * Creates the parent folder (0700); leaves the file itself alone unless `force`
- * tightens a file others can read to 0600.
+ * Creates the parent folder (0700); tightens a file others can read to 0600,
+ * the mode a file of secrets has, and changes nothing else in it.
  */
-export function prepareSecretFile(path: string, force: boolean): PreparedSecretFile {
+export function prepareSecretFile(path: string): PreparedSecretFile {
   const absolute = resolve(path);
   try {
     mkdirSync(dirname(absolute), { recursive: true, mode: 0o700 });
@@ -30,13 +30,11 @@ export function prepareSecretFile(path: string, force: boolean): PreparedSecretF
   if (!stats.isFile()) throw new CommandFailedError(`the secret file ${absolute} is not a regular file; nothing was created`);
   const mode = stats.mode & 0o777;
   if ((mode & 0o077) === 0) return { path: absolute };
-  if (!force) {
-    throw new CommandFailedError(
-      `the secret file ${absolute} is open to other users (mode ${octal(mode)}), a webhook secret belongs in a 0600 file: ` +
-        `run chmod 600 ${absolute}, or add --force to have replyflow do it; nothing was created`,
-    );
+  try {
+    chmodSync(absolute, PRIVATE);
+  } catch (err) {
+    throw new CommandFailedError(`the secret file ${absolute} is open to other users (mode ${octal(mode)}) and cannot be made 0600: ${(err as Error).message}; nothing was created`);
   }
-  chmodSync(absolute, PRIVATE);
   return { path: absolute, tightenedFrom: mode };
 }
 

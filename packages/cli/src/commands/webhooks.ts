@@ -16,7 +16,6 @@ interface CreateOptions {
   waitingDuration?: number;
   signature?: boolean;
   secretFile?: string;
-  force?: boolean;
   json?: boolean;
 }
 
@@ -70,7 +69,6 @@ function registerCreate(webhooks: Command): void {
     .option('--waiting-duration <seconds>', `schedule activity window; 0 when it is off; dashboard presets: ${PRESETS}`, parseSeconds)
     .option('--signature', 'have Notifyer sign deliveries (X-Webhook-Signature); the secret goes to the secret file')
     .option('--secret-file <file>', 'append the secret here (default: WEBHOOK_SECRET_FILE, else .replyflow/webhook-secret)')
-    .option('--force', 'use a secret file other users can read after tightening it to 0600 (otherwise: refused)')
     .option('--json', 'print the created record as JSON')
     .action((options: CreateOptions, command: Command) => create(options, command));
 }
@@ -139,9 +137,12 @@ function checked(settings: ScheduleSettings, command: Command): ScheduleSettings
 }
 
 function prepareFile(options: CreateOptions): PreparedSecretFile {
-  const prepared = prepareSecretFile(options.secretFile ?? loadConfig('cli').webhookSecretFile, Boolean(options.force));
+  const prepared = prepareSecretFile(options.secretFile ?? loadConfig('cli').webhookSecretFile);
   if (prepared.tightenedFrom !== undefined) {
-    printNote(`note: ${prepared.path} was mode 0${prepared.tightenedFrom.toString(8)}; it is 0600 now (--force)`);
+    printNote(
+      `note: ${prepared.path} was mode 0${prepared.tightenedFrom.toString(8)}, open to other users; it is 0600 now. ` +
+        'If others use this machine, the secrets already in it may have been read: rotate them.',
+    );
   }
   return prepared;
 }
