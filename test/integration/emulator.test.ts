@@ -73,6 +73,7 @@ describe('replyflow emulator: the management API in Notifyer shapes', () => {
     const full = { webhooks: 'https://a.test/9', enabled: true, incoming: true, outgoing: true, schedule_activity: false, waiting_duration: 0 };
     const patch = (id: string, body: object) => request('PATCH', `${emulator.url}/webhook/dev/${id}`, body);
     assert.equal((await patch('999', full)).status, 404);
+    assert.equal((await patch('999', { incoming: false })).status, 404, 'an unknown id, whatever the body');
     assert.equal((await request('DELETE', `${emulator.url}/webhook/dev/999`)).status, 404);
     assert.equal((await patch('1', { incoming: false })).status, 400, 'PATCH wants the full record');
     assert.equal((await patch('1', { ...full, webhooks: 'https://a.test/2' })).status, 400, 'another row has that URL');

@@ -55,7 +55,10 @@ export function managementRoutes(store: WebhookStore, log: (line: string) => voi
       handle: async ({ req, res, params, readBody }) => {
         requireConsole(req);
         const id = rowId(params[0]!);
-        const row = store.update(id, pickSettings(parseSettings(updateSchema, await readBody())));
+        const body = await readBody();
+        // An unknown id is 404 whatever the body holds, as for DELETE.
+        store.existing(id);
+        const row = store.update(id, pickSettings(parseSettings(updateSchema, body)));
         log(`webhook ${row.id} updated: ${describe(row)}`);
         sendJson(res, 200, publicRow(row));
       },

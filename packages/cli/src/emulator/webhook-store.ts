@@ -43,19 +43,20 @@ export class WebhookStore {
   }
 
   update(id: number, settings: WebhookSettings): StoredWebhook {
-    const row = this.found(id);
+    const row = this.existing(id);
     this.assertUniqueUrl(settings.webhooks, id);
     Object.assign(row, settings);
     return row;
   }
 
   remove(id: number): StoredWebhook {
-    const row = this.found(id);
+    const row = this.existing(id);
     this.rows.delete(id);
     return row;
   }
 
-  private found(id: number): StoredWebhook {
+  /** The row, or a 404. */
+  existing(id: number): StoredWebhook {
     const row = this.rows.get(id);
     if (!row) throw new HttpError(404, 'ERROR_CODE_NOT_FOUND', 'Not Found.');
     return row;
