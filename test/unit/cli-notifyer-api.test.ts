@@ -112,6 +112,15 @@ describe('NotifyerApi against a scripted server', () => {
     assert.ok(!('signature_secret' in publicRecord(created)));
   });
 
+  test("create's answer keeps its secret even when fields it does not need come in other forms", async () => {
+    reply = () => ({ status: 200, body: JSON.stringify({ ...record, waiting_duration: null, created_at: '2026-11-26T10:00:00Z', incoming: 'yes', signature_secret: 's3cret' }) });
+    const created = await api.create({ webhooks: 'x', enabled: true, incoming: true, outgoing: true, schedule_activity: false, waiting_duration: 0, active_signature: true });
+    assert.equal(created.signature_secret, 's3cret');
+    assert.equal(created.id, record.id);
+    reply = () => ({ status: 200, body: JSON.stringify({ webhooks: 'x' }) });
+    await assert.rejects(api.create({ webhooks: 'x', enabled: true, incoming: true, outgoing: true, schedule_activity: false, waiting_duration: 0, active_signature: false }), /at id/);
+  });
+
   test('an unreachable API is a failure saying so', async () => {
     const offline = new NotifyerApi({ baseUrl: 'http://127.0.0.1:1', token: 't' });
     await assert.rejects(offline.list(), /cannot reach Notifyer at http:\/\/127\.0\.0\.1:1/);

@@ -26,6 +26,17 @@ export const webhookRecordSchema = z.looseObject({
 });
 export type WebhookRecord = z.infer<typeof webhookRecordSchema>;
 
+/**
+ * The answer to create, read leniently: its secret is shown this once, so a
+ * field replyflow does not need, in a form it does not expect, must not make
+ * it throw the secret away with a webhook already created.
+ */
+const createdWebhookSchema = z.looseObject({
+  id: webhookRecordSchema.shape.id,
+  signature_secret: z.string().nullish(),
+});
+export type CreatedWebhook = z.infer<typeof createdWebhookSchema>;
+
 const errorBodySchema = z.looseObject({ code: z.string().optional(), message: z.string().optional() });
 /** Delete answers with nothing, null or the removed row; any of them means done. */
 const deleteAnswerSchema = z.union([z.null(), z.record(z.string(), z.unknown())]);
@@ -97,8 +108,8 @@ interface Call<T> {
 export class NotifyerApi {
   constructor(private readonly settings: NotifyerApiSettings) {}
 
-  create(request: CreateWebhookRequest): Promise<WebhookRecord> {
-    return this.call({ method: 'POST', path: '/webhook/dev/create', schema: webhookRecordSchema, body: request, url: request.webhooks });
+  create(request: CreateWebhookRequest): Promise<CreatedWebhook> {
+    return this.call({ method: 'POST', path: '/webhook/dev/create', schema: createdWebhookSchema, body: request, url: request.webhooks });
   }
 
   list(): Promise<WebhookRecord[]> {

@@ -1,11 +1,11 @@
-import type { WebhookRecord } from './notifyer-api.js';
+import type { CreatedWebhook, WebhookRecord } from './notifyer-api.js';
 import { printJson, printLine, printTable } from './output.js';
 
 /** The fields in Notifyer's order; whatever else a record carries follows them. */
 const KNOWN_FIELDS = ['id', 'webhooks', 'enabled', 'status', 'incoming', 'outgoing', 'schedule_activity', 'waiting_duration', 'created_at'];
 
 /** A record as Notifyer returned it, less the signature secret, which is never shown. */
-export function publicRecord(record: WebhookRecord): Record<string, unknown> {
+export function publicRecord(record: WebhookRecord | CreatedWebhook): Record<string, unknown> {
   const { signature_secret: _secret, ...rest } = record;
   return rest;
 }
@@ -17,7 +17,7 @@ export function printRecords(records: readonly WebhookRecord[], json: boolean): 
   printTable(rows, fieldsOf(rows).map((field) => ({ header: field, value: (row) => show(row[field]) })));
 }
 
-export function printRecord(record: WebhookRecord, json: boolean): void {
+export function printRecord(record: WebhookRecord | CreatedWebhook, json: boolean): void {
   const row = publicRecord(record);
   if (json) return printJson(row);
   const fields = fieldsOf([row]);

@@ -1,7 +1,7 @@
 import { loadConfig } from '@replyflow/shared';
 import { Option, type Command } from 'commander';
 import { CommandFailedError, usageError } from '../errors.js';
-import { DEFAULT_NOTIFYER_API_URL, NotifyerApi, NotifyerApiError, notifyerApiSettings, type WebhookRecord } from '../notifyer-api.js';
+import { DEFAULT_NOTIFYER_API_URL, NotifyerApi, NotifyerApiError, notifyerApiSettings, type CreatedWebhook, type WebhookRecord } from '../notifyer-api.js';
 import { printJson, printLine, printNote } from '../output.js';
 import { parseHttpUrl, parseSeconds } from '../parsers.js';
 import { checkSchedule, WAITING_DURATION_PRESETS, type ScheduleSettings } from '../schedule-activity.js';
@@ -148,7 +148,7 @@ function prepareFile(options: CreateOptions): PreparedSecretFile {
 }
 
 /** The secret is shown by Notifyer once: it goes to the file and nowhere else, not even the terminal. */
-function keepSecret(record: WebhookRecord, file: PreparedSecretFile): void {
+function keepSecret(record: CreatedWebhook, file: PreparedSecretFile): void {
   let line: number;
   try {
     line = appendSecret(file.path, record.signature_secret!);
