@@ -1,5 +1,6 @@
 import {
   DEAD_LETTER_QUEUE,
+  doneKey,
   enqueueWorkflowJob,
   laneKey,
   nextSeq,
@@ -52,6 +53,9 @@ export class DeadLetters {
       const lane = this.currentLane(entry.data);
       const prefix = prefixOfLane(lane);
       const seq = await nextSeq(this.redis, prefix);
+      // Dead-lettering recorded the workflow done for the event; a job finding
+      // it so would only complete (workflow-runner.ts): the replay redoes it.
+      await this.redis.hdel(doneKey(prefix, entry.data.eventId), entry.data.workflow);
       await enqueueWorkflowJob(this.redis, this.workflowQueue(entry.data.workflow, prefix), { ...toWorkflowJob(entry.data, seq), lane });
       // After the enqueue: a crash in between leaves the entry listed (replay again), never lost.
       await entry.remove();

@@ -15,8 +15,10 @@ export class DeadLetters {
   }
 
   async add(entry: DeadLetterJobData): Promise<void> {
-    // One entry per event and workflow; BullMQ forbids ":" in custom job ids.
-    await this.queue.add(entry.workflow, entry, { jobId: `${entry.workflow}.${entry.eventId}` });
+    // One entry per event and workflow, and per replay (a replay takes a new
+    // seq): a replayed job that fails again before the replay has removed the
+    // old entry must not find it standing in its place. BullMQ forbids ":" in custom job ids.
+    await this.queue.add(entry.workflow, entry, { jobId: `${entry.workflow}.${entry.eventId}.${entry.seq}` });
   }
 
   close(): Promise<void> {

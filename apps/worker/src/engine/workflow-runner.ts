@@ -49,9 +49,13 @@ export function createWorkflowRunner(workflow: Workflow, queue: Queue<WorkflowJo
   const process = async (job: WorkflowJob, token?: string): Promise<void> => {
     const parsed = parseNotifyerPayload(job.data.payload);
     if (!parsed.ok) throw new Error(`job ${job.id} holds an invalid payload`);
-    // Asked for beside the turn check: one round trip for both when the job runs at once.
+    // Asked for together: one round trip when the job runs at once.
+    const finished = redis.hexists(doneKey(deps.prefix, job.data.eventId), name);
     const stored = redis.hgetall(stepsKey(deps.prefix, job.id!));
-    stored.catch(() => {}); // a parked job never reads it
+    stored.catch(() => {}); // a parked or finished job never reads it
+    // A worker that died between finishing and BullMQ's completion leaves the
+    // job to run again: its outcome is recorded and its lane left, so it only completes.
+    if ((await finished) === 1) return;
     await lanes.takeTurn(job, token, queue, job.data.lane);
     const event = workflowEventOf(parsed.event, job.data.receivedAt, job.data.firstContact, job.data.traceId);
     const outcome = await runAttempt(event, job.id!, job.data.history ?? [], stored, settlementOf(job, token, event.phone));
