@@ -7,7 +7,7 @@ import { loadFixture, withMessageTime } from '../helpers/fixtures.js';
 import { startPipeline, type Pipeline } from '../helpers/pipeline.js';
 import { runToExit } from '../helpers/processes.js';
 import type { RecordedRequest } from '../helpers/receiver.js';
-import { sleep } from '../helpers/wait.js';
+import { sleep, waitUntil } from '../helpers/wait.js';
 
 const RULES = `
 rules:
@@ -102,6 +102,19 @@ describe('auto-replies (contract section 8)', () => {
     const replies = p.receiver.requests.filter((r) => r.json.to === phone);
     assert.deepEqual(replies.map((r) => r.json.text.body), ['Got all your parts.']);
     assert.ok(replies[0]!.at - lastSentAt >= 1_400, `replied ${replies[0]!.at - lastSentAt} ms after the last message`);
+  });
+
+  test('debounce: the reply is sent however late its job runs, and without its marker', async () => {
+    const phone = '447700900206';
+    await p.send(fresh('incoming-text', { phone_number: phone, labels: '', last_message_of_user: 'one part' }));
+    const redis = p.redis.client();
+    const marker = `replyflow:debounce:auto-reply:{split:${phone}}`;
+    const ttl = await waitUntil(async () => ((await redis.ttl(marker)) > 0 ? redis.ttl(marker) : undefined), 5_000, () => 'no debounce marker');
+    // Remembered as long as the event (DEDUPE_TTL_SECONDS), not just the window.
+    assert.ok(ttl > 7 * 24 * 3600 - 60, `marker kept ${ttl} s`);
+    await redis.del(marker);
+    await sleep(2_500);
+    assert.deepEqual(textsTo(p.receiver.requests, phone), ['Got all your parts.']);
   });
 });
 

@@ -82,7 +82,9 @@ export function createAttempts(workflow: Workflow, deps: AttemptDeps) {
       const debounce = workflow.debounce?.(event);
       if (debounce) {
         await step.sleepUntil('debounce', event.receivedAt + debounce.ms);
-        if ((await redis.get(debounceKey(deps.queuePrefix, name, debounce.key))) !== jobId) {
+        // Superseded only when a later event is named: a marker lost with Redis's data means no later one is known.
+        const latest = await redis.get(debounceKey(deps.queuePrefix, name, debounce.key));
+        if (latest !== null && latest !== jobId) {
           log.info('a later event of the same key superseded this one (debounce)');
           await settle.finished(step.flush, step.stored);
           return 'settled';

@@ -26,7 +26,6 @@ import type { DeadLetters } from './dead-letter.js';
 import { workflowEventOf } from './workflow-event.js';
 import { finishedStepsFate, joinAnswerOf, pushJoinLaneCall, JOIN_LANE_LUA, type JoinAnswer, type LaneExit, type LaneSeat, type Lanes, type StepsFate } from './lanes.js';
 
-const DEBOUNCE_KEY_MARGIN_MS = 60_000;
 /** How often an event re-checks the phone's old shards after a change of QUEUE_SHARDS. */
 const OLDER_SHARDS_RECHECK_MS = 250;
 
@@ -194,7 +193,10 @@ export function createDispatcher(targets: readonly DispatchTarget[], eventsQueue
       };
       const debounce = workflow.debounce?.(event);
       if (debounce) {
-        await redis.set(debounceKey(deps.queuePrefix, workflow.name, debounce.key), seat.member, 'PX', debounce.ms + DEBOUNCE_KEY_MARGIN_MS);
+        // Kept as long as an event is remembered, not just the window: a job may
+        // run long after it (a long Retry-After, workers down, a replay).
+        const ttlSeconds = Math.max(deps.dedupeTtlSeconds, Math.ceil(debounce.ms / 1000));
+        await redis.set(debounceKey(deps.queuePrefix, workflow.name, debounce.key), seat.member, 'EX', ttlSeconds);
       }
       // A debounced event always waits for later ones: no use trying it now.
       if (answer.state === 'head' && !debounce) {
