@@ -37,6 +37,20 @@ describe('config', () => {
     assert.equal(config.metricsPort, 0);
   });
 
+  test('BODY_LIMIT takes a number of bytes, or a number and one of the units b, kb, mb, gb, tb, pb', () => {
+    const sizes: Array<[string, number]> = [
+      ['1mb', 1024 * 1024],
+      ['512kb', 512 * 1024],
+      ['100000', 100000],
+      ['1MB', 1024 * 1024],
+      ['2 mb', 2 * 1024 * 1024],
+      ['1.5mb', 1.5 * 1024 * 1024],
+      ['64b', 64],
+      [' 1gb ', 1024 ** 3],
+    ];
+    for (const [value, expected] of sizes) assert.equal(loadConfig('ingest', { BODY_LIMIT: value }).bodyLimitBytes, expected, value);
+  });
+
   test('empty values count as unset', () => {
     assert.equal(loadConfig('ingest', { PORT: '', FORWARD_URL: '  ' }).port, 3000);
   });
@@ -47,6 +61,13 @@ describe('config', () => {
     ['REDIS_URL', 'http://localhost'],
     ['SIGNATURE_MODE', 'md5'],
     ['BODY_LIMIT', 'huge'],
+    ['BODY_LIMIT', '2M'],
+    ['BODY_LIMIT', '10MiB'],
+    ['BODY_LIMIT', '1m'],
+    ['BODY_LIMIT', '1e3'],
+    ['BODY_LIMIT', '1.5'],
+    ['BODY_LIMIT', '-1mb'],
+    ['BODY_LIMIT', '0'],
     ['WORKER_CONCURRENCY', '0'],
     ['FORWARD_URL', 'ftp://x'],
     ['FORWARD_SECRET', 'plain'],

@@ -26,7 +26,7 @@ interface BodyParserError {
 /** body-parser reports its own failures with a `type`; map the ones the contract names. */
 export function toHttpError(error: unknown): HttpError {
   if (error instanceof HttpError) return error;
-  const { type } = (error ?? {}) as BodyParserError;
+  const { type, status } = (error ?? {}) as BodyParserError;
   if (type === 'entity.too.large') {
     return new HttpError(413, 'payload_too_large', 'the request body is larger than BODY_LIMIT');
   }
@@ -35,6 +35,11 @@ export function toHttpError(error: unknown): HttpError {
   }
   if (type === 'request.aborted' || type === 'request.size.invalid') {
     return new HttpError(400, 'invalid_json', 'the request body was incomplete');
+  }
+  // A body that does not inflate (Content-Encoding: gzip on plain bytes) comes as a bare 400;
+  // a 500 would have the sender retry it forever.
+  if (status === 400) {
+    return new HttpError(400, 'invalid_json', 'the request body could not be decoded as its Content-Encoding says');
   }
   return new HttpError(500, 'internal_error', 'internal error');
 }

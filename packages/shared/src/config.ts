@@ -11,6 +11,8 @@ const flag = z
   .enum(['true', 'false', '1', '0', 'yes', 'no'], { message: 'expected true or false' })
   .transform((value) => value === 'true' || value === '1' || value === 'yes');
 const httpUrl = z.url({ protocol: /^https?$/, message: 'expected an http(s) URL' });
+// bytes.parse reads an unknown unit ("2M", "10MiB", "1e3") as its leading number of bytes.
+const size = /^\d+((\.\d+)? *(b|kb|mb|gb|tb|pb))?$/i;
 const commaList = z.string().transform((value) =>
   value
     .split(',')
@@ -35,10 +37,11 @@ const schema = z.object({
   SIGNATURE_MODE: z.enum(['token', 'hmac-sha256', 'none']).default('token'),
   BODY_LIMIT: z
     .string()
+    .trim()
     .transform((value, ctx) => {
-      const parsed = bytes.parse(value);
+      const parsed = size.test(value) ? bytes.parse(value) : null;
       if (parsed === null || !Number.isFinite(parsed) || parsed <= 0) {
-        ctx.addIssue({ code: 'custom', message: 'expected a size such as 1mb, 512kb or 100000' });
+        ctx.addIssue({ code: 'custom', message: 'expected a size such as 1mb, 512kb or 100000 (units: b, kb, mb, gb, tb, pb)' });
         return z.NEVER;
       }
       return parsed;
