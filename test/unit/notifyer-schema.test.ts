@@ -64,6 +64,21 @@ describe('notifyer schema', () => {
 
   test('a string message time of digits is read as that integer', () => {
     assert.equal(valid({ ...base, user_last_message_time: '0001763630140' }).messageTime, 1763630140);
+    assert.equal(valid({ ...base, user_last_message_time: '00000000000000001700000001' }).messageTime, 1700000001);
+    assert.equal(valid({ ...base, user_last_message_time: String(Number.MAX_SAFE_INTEGER) }).messageTime, Number.MAX_SAFE_INTEGER);
+  });
+
+  test('an empty time field counts as absent', () => {
+    const outgoing = loadFixture('outgoing-agent').json;
+    assert.equal(valid({ ...base, bot_last_message_time: '', bot_timestamp: '  ' }).id, valid(base).id);
+    assert.equal(valid({ ...outgoing, user_last_message_time: '', user_timestamp: '' }).id, valid(outgoing).id);
+    assert.equal(valid({ ...base, user_last_message_time: '', user_timestamp: 1763630140 }).messageTime, 1763630140);
+  });
+
+  test('an empty time in the current direction is reported as missing, under the current field name', () => {
+    assert.deepEqual(issuesOf({ ...base, user_last_message_time: '' }).map((issue) => issue.path), ['user_last_message_time']);
+    const outgoing = { ...loadFixture('outgoing-agent').json, bot_last_message_time: ' ' };
+    assert.deepEqual(issuesOf(outgoing).map((issue) => issue.path), ['bot_last_message_time']);
   });
 
   const rejections: Array<[string, Record<string, unknown>, string]> = [
@@ -76,6 +91,10 @@ describe('notifyer schema', () => {
     ['a negative time', { user_last_message_time: -5 }, 'user_last_message_time'],
     ['a fractional time', { user_last_message_time: 1.5 }, 'user_last_message_time'],
     ['a time string with letters', { user_last_message_time: '17636x' }, 'user_last_message_time'],
+    ['a signed time string', { user_last_message_time: '+1763630140' }, 'user_last_message_time'],
+    ['a decimal time string', { user_last_message_time: '1763630140.5' }, 'user_last_message_time'],
+    ['a time string beyond the safe integers', { user_last_message_time: '9007199254740992' }, 'user_last_message_time'],
+    ['a time string of 30 nines', { user_last_message_time: '9'.repeat(30) }, 'user_last_message_time'],
     ['last_messages that is not a JSON array', { last_messages: '{"a":1}' }, 'last_messages'],
     ['last_messages of a number', { last_messages: 5 }, 'last_messages'],
     ['labels of numbers', { labels: [1, 2] }, 'labels'],

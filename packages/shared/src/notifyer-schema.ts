@@ -47,7 +47,12 @@ const phoneNumber = z.unknown().transform((value, ctx) => {
 
 const unixSeconds = z.unknown().transform((value, ctx) => {
   if (Number.isSafeInteger(value) && (value as number) >= 0) return value as number;
-  if (typeof value === 'string' && /^\d{1,15}$/.test(value)) return Number(value);
+  if (typeof value === 'string') {
+    // Notifyer may send "" for a time that does not apply; it counts as absent.
+    if (value.trim() === '') return null;
+    // Leading zeros are dropped, so only the value, not the length, bounds the string.
+    if (/^\d+$/.test(value) && Number.isSafeInteger(Number(value))) return Number(value);
+  }
   return rejected(ctx, 'expected unix seconds as a non-negative integer or a string of digits');
 });
 
