@@ -1,6 +1,9 @@
 import assert from 'node:assert/strict';
 import { createHmac } from 'node:crypto';
+import { mkdtempSync, rmSync } from 'node:fs';
 import { request } from 'node:http';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { gzipSync } from 'node:zlib';
 import { after, before, describe, test } from 'node:test';
 import { get, post } from '../helpers/http.js';
@@ -64,6 +67,13 @@ describe('ingest status table (contract section 2)', () => {
     assert.equal((await p.send(body)).status, 200, 'the same event, sent plain, is a duplicate');
     const bomb = gzipSync(Buffer.alloc(200 * 1024, ' '));
     assert.equal((await p.send(bomb, { 'content-encoding': 'gzip' })).status, 413, 'the limit holds for the inflated size');
+  });
+
+  test('400 invalid_json for a body that does not inflate as its Content-Encoding says', async () => {
+    const res = await p.send(text.text, { 'content-encoding': 'gzip' });
+    assert.equal(res.status, 400, res.body);
+    assert.equal(res.json.error, 'invalid_json');
+    assert.match(res.json.message, /Content-Encoding/);
   });
 
   test('a client that goes away mid-body costs nothing: the next webhook is served', async () => {
@@ -178,6 +188,21 @@ describe('signature modes', () => {
     }
   });
 
+  test('hmac-sha256 of a gzip-compressed webhook is checked on the inflated body', async () => {
+    const p = await startPipeline({ worker: false, ingestEnv: { SIGNATURE_MODE: 'hmac-sha256', WEBHOOK_SECRET: 'key' } });
+    try {
+      const sign = (body: string | Buffer) => createHmac('sha256', 'key').update(body).digest('hex');
+      const body = JSON.stringify(withMessageTime(text.json, 1_700_000_779));
+      const res = await p.send(gzipSync(body), { 'content-encoding': 'gzip', 'x-webhook-signature': sign(body) });
+      assert.equal(res.status, 202, res.body);
+      const notGzip = await p.send(body, { 'content-encoding': 'gzip', 'x-webhook-signature': sign(body) });
+      assert.equal(notGzip.status, 400, notGzip.body);
+      assert.equal(notGzip.json.error, 'invalid_json');
+    } finally {
+      await p.stop();
+    }
+  });
+
   test('none accepts unsigned webhooks and warns at start', async () => {
     const p = await startPipeline({ worker: false, ingestEnv: { SIGNATURE_MODE: 'none', WEBHOOK_SECRET: '' } });
     try {
@@ -202,6 +227,18 @@ describe('configuration errors', () => {
     const result = await runToExit('ingest', { WEBHOOK_SECRET_FILE: '/nonexistent/secret' }, 10_000);
     assert.equal(result.code, 1);
     assert.match(result.stderr, /WEBHOOK_SECRET/);
+  });
+
+  test('an unreadable WEBHOOK_SECRET_FILE exits 1 with one line naming it, the path and the reason', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'ingest-secret-'));
+    try {
+      const result = await runToExit('ingest', { WEBHOOK_SECRET_FILE: dir }, 10_000);
+      assert.equal(result.code, 1);
+      assert.equal(result.stderr.trim().split('\n').length, 1, result.stderr);
+      assert.match(result.stderr, /WEBHOOK_SECRET_FILE: cannot read .*ingest-secret-.*: EISDIR/);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 
   test('the worker rejects a malformed FORWARD_SECRET', async () => {

@@ -20,6 +20,8 @@ function readSecretFile(path: string): string[] | undefined {
   }
 }
 
+const reasonOf = (error: unknown): string => (error as NodeJS.ErrnoException).code ?? (error as Error).message;
+
 /**
  * WEBHOOK_SECRET when set; otherwise every line of WEBHOOK_SECRET_FILE, re-read
  * when the file changes so `replyflow webhooks create` (or an operator rotating
@@ -33,7 +35,12 @@ export function loadWebhookSecrets(
     const secrets = config.webhookSecrets;
     return { current: () => secrets, close: () => {} };
   }
-  let secrets = readSecretFile(config.webhookSecretFile) ?? [];
+  let secrets: string[];
+  try {
+    secrets = readSecretFile(config.webhookSecretFile) ?? [];
+  } catch (error) {
+    throw new ConfigError('WEBHOOK_SECRET_FILE', `cannot read ${config.webhookSecretFile}: ${reasonOf(error)}`);
+  }
   if (config.signatureMode !== 'none' && secrets.length === 0) {
     throw new ConfigError(
       'WEBHOOK_SECRET',
@@ -43,7 +50,17 @@ export function loadWebhookSecrets(
   logger.info({ file: config.webhookSecretFile, count: secrets.length }, 'webhook secrets loaded from file');
   // Polling, because editors and `mv` replace the file, which fs.watch loses track of.
   watchFile(config.webhookSecretFile, { interval: 500, persistent: false }, () => {
-    const next = readSecretFile(config.webhookSecretFile) ?? [];
+    let next: string[];
+    try {
+      next = readSecretFile(config.webhookSecretFile) ?? [];
+    } catch (error) {
+      // Thrown here, it would be uncaught and stop the ingest; the previous secrets still work.
+      logger.warn(
+        { file: config.webhookSecretFile, code: reasonOf(error) },
+        'webhook secret file cannot be read; keeping the previous secrets',
+      );
+      return;
+    }
     if (next.length === 0) {
       logger.warn({ file: config.webhookSecretFile }, 'webhook secret file is empty or gone; keeping the previous secrets');
       return;
