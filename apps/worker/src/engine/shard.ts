@@ -69,7 +69,10 @@ export function startShard(deps: ShardDeps): { workers: Worker[]; queues: Queue[
     deadLetters: deps.deadLetters,
     logger,
   });
-  workers.push(new Worker(EVENTS_QUEUE, dispatch, options));
+  // An event job BullMQ failed for stalling too often would head its phone's
+  // lane for good, in no dead-letter queue: a dispatch is redone whole
+  // whenever its worker dies, so it is never given up.
+  workers.push(new Worker(EVENTS_QUEUE, dispatch, { ...options, maxStalledCount: Number.MAX_SAFE_INTEGER }));
   for (const worker of workers) worker.on('error', (error) => logger.warn({ err: error.message }, 'worker error'));
   for (const queue of queues) queue.on('error', () => {});
   return { workers, queues };
