@@ -3,7 +3,7 @@ import { describe, test } from 'node:test';
 import { loadFixture, withMessageTime } from '../helpers/fixtures.js';
 import { startPipeline } from '../helpers/pipeline.js';
 import { startReceiver } from '../helpers/receiver.js';
-import { sleep } from '../helpers/wait.js';
+import { sleep, waitUntil } from '../helpers/wait.js';
 
 const SLOW_MS = 12_500;
 
@@ -57,7 +57,10 @@ describe('first attempts run inline in the dispatch', () => {
       const first = await p.startWorker();
       const { json } = await p.send(withMessageTime(loadFixture('incoming-text').json, 1_830_000_100));
       await lane.waitFor(1, 10_000);
-      assert.equal(p.receiver.requests.length, 1, 'forward ran first, in the same dispatch');
+      // Forward runs beside one-lane, in the same dispatch; finishing first, it is recorded done at once.
+      const redis = p.redis.client();
+      await waitUntil(async () => (await redis.hget(`replyflow:done:${json.id}`, 'forward')) ?? undefined, 10_000, () => 'forward never recorded done');
+      assert.equal(p.receiver.requests.length, 1);
       await first.kill();
       await p.startWorker();
       await lane.waitFor(2, 15_000);

@@ -20,7 +20,7 @@ import { DeadLetters } from './engine/dead-letter.js';
 import { createHttpAgent } from './engine/http-post.js';
 import { loadWorkflows } from './engine/load-workflows.js';
 import { queueStatsCollector, queueStatsGroups } from './engine/queue-stats.js';
-import { RateLimiter, waitForSlot } from './engine/rate-limit.js';
+import { RateLimiter, sharedRateLimit } from './engine/rate-limit.js';
 import { olderShardsCheck, rememberedInOlderShards, watchDrain } from './engine/layout-drain.js';
 import { startShard } from './engine/shard.js';
 import { ShardSet } from './engine/shard-set.js';
@@ -84,7 +84,7 @@ runMain(async () => {
       const limit = workflow.rateLimit;
       if (!limit) return [workflow.name, undefined] as const;
       const limiter = new RateLimiter(engineRedis, `${keyspace.global}:ratelimit:${limit.name}`, limit.perSecond);
-      return [workflow.name, () => waitForSlot(limiter, () => metrics.rateLimited.inc({ limit: limit.name }))] as const;
+      return [workflow.name, sharedRateLimit(limiter, () => metrics.rateLimited.inc({ limit: limit.name }))] as const;
     }),
   );
   if (targetsExist(workflows, logger)) {

@@ -2,6 +2,7 @@ import { debounceKey, maskPhone, PermanentError, RetryAfterError, type AttemptRe
 import type { Workflow, WorkflowEvent } from '@replyflow/workflow';
 import { DelayedError } from 'bullmq';
 import { backoffDelayMs } from './backoff.js';
+import type { SharedRateLimit } from './rate-limit.js';
 import { createStepTools, SleepSignal, type DurableSteps } from './step-tools.js';
 
 export interface AttemptDeps {
@@ -14,8 +15,8 @@ export interface AttemptDeps {
   backoffBaseMs: number;
   metrics: ReturnType<typeof workerMetrics>;
   logger: Logger;
-  /** Waits for the workflow's shared rate limit, if it has one. */
-  rateLimit?: () => Promise<void>;
+  /** The workflow's shared rate limit, if it has one. */
+  rateLimit?: SharedRateLimit;
 }
 
 /**
@@ -65,20 +66,30 @@ export function createAttempts(workflow: Workflow, deps: AttemptDeps) {
   const { redis, metrics } = deps;
   const name = workflow.name;
   const maxAttempts = workflow.retries ?? deps.maxAttempts;
+  const { rateLimit } = deps;
+  // Run inline, an attempt holds its event's dispatch and a dispatch slot: it
+  // takes only a slot free now, and otherwise goes on in a workflow job at
+  // once (a sleep that ends now, not an attempt), which waits for one.
+  const takeSlotOrHandOff = rateLimit && (async () => {
+    if (!(await rateLimit.takeIfFree())) throw new SleepSignal(Date.now());
+  });
 
+  /** `inline`: run by the dispatcher (see takeSlotOrHandOff), not by the workflow's own job. */
   return async (
     event: WorkflowEvent,
     jobId: string,
     history: AttemptRecord[],
     stored: Promise<Record<string, string>> | undefined,
     settle: Settlement,
+    inline = false,
   ): Promise<AttemptOutcome> => {
     const log = deps.logger.child({ eventId: event.id, workflow: name });
     const attempt = history.length + 1;
     const timer = metrics.jobDuration.startTimer({ workflow: name });
     let step: DurableSteps | undefined;
     try {
-      step = await createStepTools({ redis, stepsKey: stepsKey(deps.prefix, jobId), beforeRun: deps.rateLimit, stored });
+      const beforeRun = inline ? takeSlotOrHandOff : rateLimit?.wait;
+      step = await createStepTools({ redis, stepsKey: stepsKey(deps.prefix, jobId), beforeRun, stored });
       const debounce = workflow.debounce?.(event);
       if (debounce) {
         await step.sleepUntil('debounce', event.receivedAt + debounce.ms);

@@ -31,7 +31,8 @@ const OLDER_SHARDS_RECHECK_MS = 250;
 
 // The dispatcher's first round trip, for the common case of an event that
 // heads its intake lane: 'dispatched' (the done record says so), 'wait' (not
-// the head: Lanes.takeTurn decides), or 'head' and whether this is the phone's
+// the head: Lanes.takeTurn decides), or 'head' (also for an event no longer in
+// the lane: an earlier run of its job released it, see dispatch) and whether this is the phone's
 // first contact, then the answers of the workflow lanes it joined on the way
 // (joinLane, lanes.ts). The done record is read once, for the event and every
 // lane. The first-contact SET keeps the event id, so a redone dispatch agrees;
@@ -46,7 +47,7 @@ local fields = {'${DISPATCHED_FIELD}'}
 for i = 1, seats do fields[i + 1] = ARGV[3 * i + 3] end
 local done = redis.call('HMGET', KEYS[1], unpack(fields))
 if done[1] then return {'dispatched'} end
-if redis.call('ZRANGE', KEYS[2], 0, 0)[1] ~= ARGV[1] then return {'wait'} end
+if redis.call('ZRANGE', KEYS[2], 0, 0)[1] ~= ARGV[1] and redis.call('ZSCORE', KEYS[2], ARGV[1]) then return {'wait'} end
 local turn = {'head', 0}
 if ARGV[2] == '1' then
   local previous = redis.call('SET', KEYS[3], ARGV[1], 'NX', 'GET', 'EX', ARGV[3])
@@ -75,6 +76,13 @@ export interface DispatcherDeps {
   logger: Logger;
 }
 
+interface InlineRun {
+  target: DispatchTarget;
+  data: WorkflowJobData;
+  /** The steps the join found stored. */
+  stored: Record<string, string>;
+}
+
 export interface DispatchTarget {
   workflow: Workflow;
   queue: Queue<WorkflowJobData>;
@@ -95,6 +103,16 @@ export function createDispatcher(targets: readonly DispatchTarget[], eventsQueue
   // Workflows that take every event in the phone's order (no match, no key of
   // their own) join their lanes in the turn's round trip: one call less per event.
   const joinEarly = targets.filter(({ workflow }) => !workflow.match && !workflow.key);
+
+  // Nothing stores steps under an event job's id. Field '' records nothing: the lane is left early.
+  const intakeExitOf = (job: Job<EventJobData>, field: string): LaneExit => ({
+    queue: eventsQueue,
+    lane: laneKey(prefix, EVENTS_QUEUE, job.data.phone),
+    member: job.id!,
+    field,
+    stepsKey: stepsKey(prefix, job.id!),
+    steps: 'none',
+  });
 
   const seatFor = (workflow: Workflow, eventId: string, orderKey: string, seq: number): LaneSeat => {
     const jobId = workflowJobId(workflow.name, eventId);
@@ -129,35 +147,44 @@ export function createDispatcher(targets: readonly DispatchTarget[], eventsQueue
   };
 
   /**
-   * Runs a workflow's first attempt in the dispatch; what has to wait goes on
-   * in a workflow job. Resolves with what stores the last step's result of a
-   * completed attempt, for the caller to run before anything else goes out.
+   * Runs the first attempts of the workflows whose lanes are free, side by
+   * side, so that no workflow waits for another; what has to wait goes on in
+   * a workflow job. An attempt that settles while others still run leaves its
+   * lane at once, for the phone's next event of that workflow; the last one's
+   * lane is returned, to leave with the intake lane.
    */
-  const runInline = async (target: DispatchTarget, event: WorkflowEvent, data: WorkflowJobData, stored: Record<string, string>, exits: LaneExit[]) => {
-    const { workflow, queue } = target;
-    const jobId = workflowJobId(workflow.name, event.id);
-    const leave = (steps: StepsFate) => {
-      const exit: LaneExit = { queue, lane: data.lane, member: jobId, field: workflow.name, stepsKey: stepsKey(prefix, jobId), steps };
-      exits.push(exit);
-      return exit;
+  const runInline = async (event: WorkflowEvent, runs: readonly InlineRun[], leaveNow: (exit: LaneExit) => Promise<void>): Promise<LaneExit[]> => {
+    const exits: LaneExit[] = [];
+    let running = runs.length;
+    const attempt = async ({ target: { workflow, queue, runAttempt }, data, stored }: InlineRun) => {
+      const jobId = workflowJobId(workflow.name, event.id);
+      const leave = async (steps: StepsFate) => {
+        const exit: LaneExit = { queue, lane: data.lane, member: jobId, field: workflow.name, stepsKey: stepsKey(prefix, jobId), steps };
+        if (running === 1) exits.push(exit);
+        else await leaveNow(exit);
+      };
+      await runAttempt(
+        event,
+        jobId,
+        [],
+        Promise.resolve(stored),
+        {
+          // The last result is never stored: leaving deletes it, or records the workflow done.
+          finished: (_store, stepsStored) => leave(finishedStepsFate(stepsStored)),
+          deadLettered: async (history) => {
+            await deps.deadLetters.add({ ...data, phone: event.phone, history });
+            await leave('keep');
+          },
+          sleeping: (wakeAt) => addWorkflowJob(queue, data, wakeAt - Date.now()),
+          retrying: (history, delayMs) => addWorkflowJob(queue, { ...data, history }, delayMs),
+        },
+        true,
+      ).finally(() => running--);
     };
-    let storeSteps: (() => Promise<void>) | undefined;
-    await target.runAttempt(event, jobId, [], Promise.resolve(stored), {
-      finished: async (store, stepsStored) => {
-        const exit = leave(finishedStepsFate(stepsStored));
-        storeSteps = () => {
-          exit.steps = 'drop';
-          return store();
-        };
-      },
-      deadLettered: async (history) => {
-        await deps.deadLetters.add({ ...data, phone: event.phone, history });
-        leave('keep');
-      },
-      sleeping: (wakeAt) => addWorkflowJob(queue, data, wakeAt - Date.now()),
-      retrying: (history, delayMs) => addWorkflowJob(queue, { ...data, history }, delayMs),
-    });
-    return storeSteps;
+    const settled = await Promise.allSettled(runs.map(attempt));
+    // Every attempt has settled before a failure is passed on: the dispatch is redone whole.
+    for (const result of settled) if (result.status === 'rejected') throw result.reason;
+    return exits;
   };
 
   /**
@@ -166,14 +193,11 @@ export function createDispatcher(targets: readonly DispatchTarget[], eventsQueue
    */
   const dispatch = async (
     job: Job<EventJobData>,
+    leave: (exits: LaneExit[]) => Promise<void>,
     event: WorkflowEvent,
     joined: ReadonlyMap<DispatchTarget, { seat: LaneSeat; answer: JoinAnswer }>,
   ): Promise<LaneExit[]> => {
-    const exits: LaneExit[] = [];
-    // A finished workflow's last result waits for the finishing script, which
-    // deletes it, unless another runs inline first: a crash during that one
-    // must not repeat this one's step too.
-    let storeFinishedSteps: (() => Promise<void>) | undefined;
+    const inline: InlineRun[] = [];
     for (const target of targets) {
       const { workflow, queue } = target;
       const early = joined.get(target);
@@ -199,17 +223,24 @@ export function createDispatcher(targets: readonly DispatchTarget[], eventsQueue
         await redis.set(debounceKey(deps.queuePrefix, workflow.name, debounce.key), seat.member, 'EX', ttlSeconds);
       }
       // A debounced event always waits for later ones: no use trying it now.
-      if (answer.state === 'head' && !debounce) {
-        await storeFinishedSteps?.();
-        storeFinishedSteps = await runInline(target, event, data, answer.stored, exits);
-      } else await addWorkflowJob(queue, data);
+      if (answer.state === 'head' && !debounce) inline.push({ target, data, stored: answer.stored });
+      else await addWorkflowJob(queue, data);
     }
-    return exits;
+    if (inline.length === 0) return [];
+    // Every lane is joined: from here each workflow's own lane keeps the
+    // phone's order, and the phone's next event need not wait for these
+    // attempts, which would make one workflow wait for another.
+    if (targets.length > 1) await leave([intakeExitOf(job, '')]);
+    return runInline(event, inline, (exit) => leave([exit]));
   };
 
   return async (job: Job<EventJobData>, token?: string): Promise<void> => {
     const lane = laneKey(prefix, EVENTS_QUEUE, job.data.phone);
     const done = doneKey(prefix, job.id!);
+    // Leaves lanes before the dispatch ends, which only the lock's holder may do.
+    const leave = async (exits: LaneExit[]) => {
+      if (!(await lanes.finish(job, token, eventsQueue, done, deps.dedupeTtlSeconds, exits))) throw new Error(`job ${job.id} lost its lock`);
+    };
     try {
       const parsed = parseNotifyerPayload(job.data.payload);
       if (!parsed.ok) throw new Error(`job ${job.id} holds an invalid payload`);
@@ -224,14 +255,10 @@ export function createDispatcher(targets: readonly DispatchTarget[], eventsQueue
           throw new DelayedError();
         }
         if (event.firstContact && (await deps.rememberedInOlderShards(event.phone))) event.firstContact = false;
-        inlineExits = await dispatch(job, event, new Map(joinEarly.map((target, i) => [target, { seat: early[i]!, answer: turn.joined[i]! }])));
+        inlineExits = await dispatch(job, leave, event, new Map(joinEarly.map((target, i) => [target, { seat: early[i]!, answer: turn.joined[i]! }])));
       }
       // Also for a second job of an already dispatched event (two deliveries racing at the ingest).
-      await lanes.finish(job, token, eventsQueue, done, deps.dedupeTtlSeconds, [
-        ...inlineExits,
-        // Nothing stores steps under an event job's id.
-        { queue: eventsQueue, lane, member: job.id!, field: DISPATCHED_FIELD, stepsKey: stepsKey(prefix, job.id!), steps: 'none' },
-      ]);
+      await lanes.finish(job, token, eventsQueue, done, deps.dedupeTtlSeconds, [...inlineExits, intakeExitOf(job, DISPATCHED_FIELD)]);
     } catch (error) {
       if (error instanceof DelayedError) throw error;
       // Dispatch fails only when Redis does: try again, never give the event up.

@@ -19,14 +19,17 @@ const ABANDONED_AFTER_MS = 10_000;
 // done record takes every field in one HSET and a steps hash never written is
 // not deleted.
 // KEYS: lock, done record, then per exit its lane, steps hash and queue's delayed set.
-// ARGV: token, ttl, then per exit its member, done field and what becomes of the steps (StepsFate).
+// ARGV: token, ttl, then per exit its member, done field ('' for none) and what becomes of the steps (StepsFate).
 const LEAVE_SCRIPT = `
 if ARGV[1] ~= '' and redis.call('GET', KEYS[1]) ~= ARGV[1] then return false end
 local heads, fields = {}, {}
 for i = 1, (#KEYS - 2) / 3 do
   local lane, steps, delayed = KEYS[3 * i], KEYS[3 * i + 1], KEYS[3 * i + 2]
   local member, fate = ARGV[3 * i], ARGV[3 * i + 2]
-  fields[2 * i - 1], fields[2 * i] = ARGV[3 * i + 1], '1'
+  if ARGV[3 * i + 1] ~= '' then
+    fields[#fields + 1] = ARGV[3 * i + 1]
+    fields[#fields + 1] = '1'
+  end
   if fate == 'keep' then redis.call('EXPIRE', steps, ARGV[2]) elseif fate == 'drop' then redis.call('DEL', steps) end
   redis.call('ZREM', lane, member)
   local head = redis.call('ZRANGE', lane, 0, 0)[1]
@@ -107,6 +110,7 @@ export interface LaneExit {
   queue: Queue;
   lane: string;
   member: string;
+  /** '' to record nothing: a lane left before the job finishes. */
   field: string;
   stepsKey: string;
   steps: StepsFate;
@@ -167,8 +171,11 @@ export class Lanes {
     }
   }
 
-  /** Records the outcomes and leaves the lanes (while holding the job's lock), then wakes the next job of each lane. */
-  async finish(job: Job, token: string | undefined, queue: Queue, doneKey: string, ttlSeconds: number, exits: readonly LaneExit[]): Promise<void> {
+  /**
+   * Records the outcomes and leaves the lanes (while holding the job's lock),
+   * then wakes the next job of each lane. Whether the lock was held.
+   */
+  async finish(job: Job, token: string | undefined, queue: Queue, doneKey: string, ttlSeconds: number, exits: readonly LaneExit[]): Promise<boolean> {
     const keys = [`${jobKey(this.prefix, queue.name, job.id!)}:lock`, doneKey];
     const args: (string | number)[] = [token ?? '', ttlSeconds];
     // Loops, not flatMap and spreads: this runs for every event.
@@ -178,6 +185,7 @@ export class Lanes {
     }
     const heads = (await this.leave(this.prefix, keys, args)) as string[] | null;
     await Promise.all((heads ?? []).map((head, index) => (head ? this.promote(exits[index]!.queue, head) : undefined)));
+    return heads !== null;
   }
 
   /** Puts `seat.member` in its lane (NX) unless its workflow already finished; see JOIN_LANE_LUA for the answers. */

@@ -16,11 +16,13 @@ import type { RedisClient } from '@replyflow/shared';
  *
  * TIME rather than the callers' clocks, so processes on hosts with skewed clocks still share one
  * schedule; microseconds, so a limit that does not divide 1000 ms keeps its rate.
+ * ARGV[2] '1': reserve only a slot that is free now, else return -1.
  */
 const RESERVE_LUA = `
 local time = redis.call('TIME')
 local now = tonumber(time[1]) * 1000000 + tonumber(time[2])
 local tat = math.max(tonumber(redis.call('GET', KEYS[1])) or 0, now)
+if ARGV[2] == '1' and tat > now then return -1 end
 local nextTat = tat + tonumber(ARGV[1])
 -- %.0f: a bare Lua number this large would be written in exponent notation and lose digits.
 -- The key may expire once nextTat has passed: a missing key means the same as a past tat.
@@ -31,7 +33,7 @@ return tat - now
 /** The share of the limit the slots are handed out at. */
 const PACE = 0.98;
 
-type ReservingRedis = RedisClient & { rateLimitReserve(key: string, intervalUs: number): Promise<number> };
+type ReservingRedis = RedisClient & { rateLimitReserve(key: string, intervalUs: number, onlyIfFree: '0' | '1'): Promise<number> };
 
 export class RateLimiter {
   private readonly intervalUs: number;
@@ -61,9 +63,27 @@ export class RateLimiter {
   /** Reserves the next slot and returns how long to wait for it, in ms (0 when it is free now). */
   async acquire(): Promise<number> {
     if (this.intervalUs === 0) return 0;
-    const waitUs = await (this.redis as ReservingRedis).rateLimitReserve(this.key, this.intervalUs);
+    const waitUs = await (this.redis as ReservingRedis).rateLimitReserve(this.key, this.intervalUs, '0');
     return waitUs / 1000;
   }
+
+  /** Takes a slot only if one is free now: whether it did. */
+  async acquireIfFree(): Promise<boolean> {
+    if (this.intervalUs === 0) return true;
+    return (await (this.redis as ReservingRedis).rateLimitReserve(this.key, this.intervalUs, '1')) >= 0;
+  }
+}
+
+/** A workflow's shared rate limit, as its attempts use it. */
+export interface SharedRateLimit {
+  /** Sleeps until a slot is ours (waitForSlot). */
+  wait(): Promise<void>;
+  /** Takes a slot only if one is free now, for an attempt that should not wait where it runs. */
+  takeIfFree(): Promise<boolean>;
+}
+
+export function sharedRateLimit(limiter: RateLimiter, onWait?: (ms: number) => void): SharedRateLimit {
+  return { wait: () => waitForSlot(limiter, onWait), takeIfFree: () => limiter.acquireIfFree() };
 }
 
 const MAX_RESERVATIONS = 3;

@@ -2,6 +2,7 @@ import { EVENTS_QUEUE, type Config, type EventJobData, type Logger, type RedisCl
 import type { Workflow, WorkflowEvent } from '@replyflow/workflow';
 import { Queue, Worker, type WorkerOptions } from 'bullmq';
 import type { DeadLetters } from './dead-letter.js';
+import type { SharedRateLimit } from './rate-limit.js';
 import { createDispatcher } from './dispatcher.js';
 import { Lanes } from './lanes.js';
 import { createWorkflowRunner, type WorkflowJob } from './workflow-runner.js';
@@ -17,7 +18,7 @@ export interface ShardDeps {
   rememberedInOlderShards: (phone: string) => Promise<boolean>;
   workflows: readonly Workflow[];
   /** Each workflow's shared rate limit, by workflow name. */
-  rateLimits: ReadonlyMap<string, (() => Promise<void>) | undefined>;
+  rateLimits: ReadonlyMap<string, SharedRateLimit | undefined>;
   deadLetters: DeadLetters;
   metrics: ReturnType<typeof workerMetrics>;
   logger: Logger;

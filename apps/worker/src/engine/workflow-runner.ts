@@ -26,10 +26,11 @@ export function createWorkflowRunner(workflow: Workflow, queue: Queue<WorkflowJo
   const runAttempt = createAttempts(workflow, deps);
 
   // Steps are kept for a dead-lettered event, so a replay resumes after its last finished step.
-  const finish = (job: WorkflowJob, token: string | undefined, steps: StepsFate) =>
-    lanes.finish(job, token, queue, doneKey(deps.prefix, job.data.eventId), deps.dedupeTtlSeconds, [
+  const finish = async (job: WorkflowJob, token: string | undefined, steps: StepsFate) => {
+    await lanes.finish(job, token, queue, doneKey(deps.prefix, job.data.eventId), deps.dedupeTtlSeconds, [
       { queue, lane: job.data.lane, member: job.id!, field: name, stepsKey: stepsKey(deps.prefix, job.id!), steps },
     ]);
+  };
 
   const deadLetter = async (job: WorkflowJob, token: string | undefined, phone: string, history: AttemptRecord[]) => {
     await deps.deadLetters.add({ ...job.data, phone, history });
