@@ -6,7 +6,7 @@ import { Queue } from 'bullmq';
 import { get } from '../helpers/http.js';
 import { fixtureNames, loadFixture, withMessageTime } from '../helpers/fixtures.js';
 import { metricValue, startPipeline, type Pipeline } from '../helpers/pipeline.js';
-import { sleep } from '../helpers/wait.js';
+import { sleep, waitUntil } from '../helpers/wait.js';
 
 const FORWARD_SECRET = 'whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw';
 let nextTime = 1_800_000_000;
@@ -110,6 +110,26 @@ describe('forward failures', () => {
       const [first, second] = await p.receiver.waitFor(2, 10_000);
       assert.ok(second!.at - first!.at >= 1900, `retried after ${second!.at - first!.at} ms`);
     } finally {
+      await p.stop();
+    }
+  });
+
+  test('a 429 waiting out its Retry-After is not cut short when its lane wakes it', async () => {
+    const p = await startPipeline({
+      receiver: (_req, count) => (count === 1 ? { status: 429, headers: { 'retry-after': '3' } } : { status: 200 }),
+    });
+    const queue = new Queue('forward', { connection: p.redis.client(), prefix: 'replyflow' });
+    try {
+      const { json } = await p.send(freshEvent());
+      await p.receiver.waitFor(1, 10_000);
+      const jobId = `forward.${json.id}`;
+      await waitUntil(async () => ((await queue.getJobState(jobId)) === 'delayed' ? true : undefined), 5_000, () => 'never delayed');
+      // What a lane does to its head when an entry that went ahead of it leaves.
+      await (await queue.getJob(jobId))!.promote();
+      const [first, second] = await p.receiver.waitFor(2, 10_000);
+      assert.ok(second!.at - first!.at >= 2_900, `retried after ${second!.at - first!.at} ms`);
+    } finally {
+      await queue.close();
       await p.stop();
     }
   });

@@ -43,6 +43,11 @@ export interface WorkflowJobData {
   lane: string;
   firstContact: boolean;
   history?: AttemptRecord[];
+  /**
+   * When a retry is due (ms): a lane promotes its head when an entry that went
+   * ahead of it leaves, which must not cut its backoff or Retry-After short.
+   */
+  retryAt?: number;
   /** A lane head seen without a job, and when: a second sighting much later removes it. */
   suspect?: { member: string; at: number };
 }

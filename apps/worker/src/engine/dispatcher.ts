@@ -176,7 +176,7 @@ export function createDispatcher(targets: readonly DispatchTarget[], eventsQueue
             await leave('keep');
           },
           sleeping: (wakeAt) => addWorkflowJob(queue, data, wakeAt - Date.now()),
-          retrying: (history, delayMs) => addWorkflowJob(queue, { ...data, history }, delayMs),
+          retrying: (history, delayMs) => addWorkflowJob(queue, { ...data, history, retryAt: Date.now() + delayMs }, delayMs),
         },
         true,
       ).finally(() => running--);

@@ -42,8 +42,9 @@ export function createWorkflowRunner(workflow: Workflow, queue: Queue<WorkflowJo
     deadLettered: (history) => deadLetter(job, token, phone, history),
     sleeping: (wakeAt) => job.moveToDelayed(wakeAt, token),
     retrying: async (history, delayMs) => {
-      await job.updateData({ ...job.data, history });
-      await job.moveToDelayed(Date.now() + delayMs, token);
+      const retryAt = Date.now() + delayMs;
+      await job.updateData({ ...job.data, history, retryAt });
+      await job.moveToDelayed(retryAt, token);
     },
   });
 
@@ -57,6 +58,10 @@ export function createWorkflowRunner(workflow: Workflow, queue: Queue<WorkflowJo
     // A worker that died between finishing and BullMQ's completion leaves the
     // job to run again: its outcome is recorded and its lane left, so it only completes.
     if ((await finished) === 1) return;
+    if (job.data.retryAt && job.data.retryAt > Date.now()) {
+      await job.moveToDelayed(job.data.retryAt, token);
+      throw new DelayedError();
+    }
     await lanes.takeTurn(job, token, queue, job.data.lane);
     const event = workflowEventOf(parsed.event, job.data.receivedAt, job.data.firstContact, job.data.traceId);
     const outcome = await runAttempt(event, job.id!, job.data.history ?? [], stored, settlementOf(job, token, event.phone));
