@@ -27,11 +27,10 @@ export interface AttemptDeps {
 export interface Settlement {
   /**
    * Completed, or superseded by a later event (debounce): record it and leave
-   * the lane. `storeSteps` writes the last step's result, which finishing
-   * deletes anyway: needed only by a caller that does more before finishing.
+   * the lane, which deletes the steps, the last result never stored.
    * `stepsStored`: whether the steps hash holds anything yet.
    */
-  finished(storeSteps: () => Promise<void>, stepsStored: boolean): Promise<void>;
+  finished(stepsStored: boolean): Promise<void>;
   /** Store the entry, then leave the lane keeping the steps, so a replay resumes after the last finished one. */
   deadLettered(history: AttemptRecord[]): Promise<void>;
   /** A durable sleep: come back at `wakeAt`, keeping the lane. */
@@ -97,13 +96,13 @@ export function createAttempts(workflow: Workflow, deps: AttemptDeps) {
         const latest = await redis.get(debounceKey(deps.queuePrefix, name, debounce.key));
         if (latest !== null && latest !== jobId) {
           log.info('a later event of the same key superseded this one (debounce)');
-          await settle.finished(step.flush, step.stored);
+          await settle.finished(step.stored);
           return 'settled';
         }
       }
       await workflow.run(event, step);
       timer();
-      await settle.finished(step.flush, step.stored);
+      await settle.finished(step.stored);
       metrics.jobs.inc({ workflow: name, outcome: 'completed' });
       metrics.eventLag.observe({ workflow: name }, (Date.now() - event.receivedAt) / 1000);
       log.info({ attempt, phone: maskPhone(event.phone) }, 'workflow completed');

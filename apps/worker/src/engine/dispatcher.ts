@@ -170,7 +170,7 @@ export function createDispatcher(targets: readonly DispatchTarget[], eventsQueue
         Promise.resolve(stored),
         {
           // The last result is never stored: leaving deletes it, or records the workflow done.
-          finished: (_store, stepsStored) => leave(finishedStepsFate(stepsStored)),
+          finished: (stepsStored) => leave(finishedStepsFate(stepsStored)),
           deadLettered: async (history) => {
             await deps.deadLetters.add({ ...data, phone: event.phone, history });
             await leave('keep');

@@ -38,7 +38,7 @@ export function createWorkflowRunner(workflow: Workflow, queue: Queue<WorkflowJo
   };
 
   const settlementOf = (job: WorkflowJob, token: string | undefined, phone: string): Settlement => ({
-    finished: (_storeSteps, stepsStored) => finish(job, token, finishedStepsFate(stepsStored)),
+    finished: (stepsStored) => finish(job, token, finishedStepsFate(stepsStored)),
     deadLettered: (history) => deadLetter(job, token, phone, history),
     sleeping: (wakeAt) => job.moveToDelayed(wakeAt, token),
     retrying: async (history, delayMs) => {
