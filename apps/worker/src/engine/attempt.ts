@@ -86,6 +86,7 @@ export function createAttempts(workflow: Workflow, deps: AttemptDeps) {
     const attempt = history.length + 1;
     const timer = metrics.jobDuration.startTimer({ workflow: name });
     let step: DurableSteps | undefined;
+    let superseded = false;
     try {
       const beforeRun = inline ? takeSlotOrHandOff : rateLimit?.wait;
       step = await createStepTools({ redis, stepsKey: stepsKey(deps.prefix, jobId), beforeRun, stored });
@@ -94,19 +95,9 @@ export function createAttempts(workflow: Workflow, deps: AttemptDeps) {
         await step.sleepUntil('debounce', event.receivedAt + debounce.ms);
         // Superseded only when a later event is named: a marker lost with Redis's data means no later one is known.
         const latest = await redis.get(debounceKey(deps.queuePrefix, name, debounce.key));
-        if (latest !== null && latest !== jobId) {
-          log.info('a later event of the same key superseded this one (debounce)');
-          await settle.finished(step.stored);
-          return 'settled';
-        }
+        superseded = latest !== null && latest !== jobId;
       }
-      await workflow.run(event, step);
-      timer();
-      await settle.finished(step.stored);
-      metrics.jobs.inc({ workflow: name, outcome: 'completed' });
-      metrics.eventLag.observe({ workflow: name }, (Date.now() - event.receivedAt) / 1000);
-      log.info({ attempt, phone: maskPhone(event.phone) }, 'workflow completed');
-      return 'settled';
+      if (!superseded) await workflow.run(event, step);
     } catch (error) {
       // Whatever goes on later must find every finished step stored.
       await step?.flush();
@@ -131,6 +122,18 @@ export function createAttempts(workflow: Workflow, deps: AttemptDeps) {
       log.warn({ attempt, delayMs, error: record.error, kind: record.kind }, 'workflow failed, retrying');
       return 'waiting';
     }
+    // Outside the try: a failure to record the outcome (a lost lock) is no failure of the workflow.
+    if (superseded) {
+      log.info('a later event of the same key superseded this one (debounce)');
+      await settle.finished(step.stored);
+      return 'settled';
+    }
+    timer();
+    await settle.finished(step.stored);
+    metrics.jobs.inc({ workflow: name, outcome: 'completed' });
+    metrics.eventLag.observe({ workflow: name }, (Date.now() - event.receivedAt) / 1000);
+    log.info({ attempt, phone: maskPhone(event.phone) }, 'workflow completed');
+    return 'settled';
   };
 }
 

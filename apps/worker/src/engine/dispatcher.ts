@@ -153,7 +153,7 @@ export function createDispatcher(targets: readonly DispatchTarget[], eventsQueue
    * lane at once, for the phone's next event of that workflow; the last one's
    * lane is returned, to leave with the intake lane.
    */
-  const runInline = async (event: WorkflowEvent, runs: readonly InlineRun[], leaveNow: (exit: LaneExit) => Promise<void>): Promise<LaneExit[]> => {
+  const runInline = async (event: WorkflowEvent, runs: readonly InlineRun[], leaveNow: (exits: LaneExit[]) => Promise<void>): Promise<LaneExit[]> => {
     const exits: LaneExit[] = [];
     let running = runs.length;
     const attempt = async ({ target: { workflow, queue, runAttempt }, data, stored }: InlineRun) => {
@@ -161,7 +161,7 @@ export function createDispatcher(targets: readonly DispatchTarget[], eventsQueue
       const leave = async (steps: StepsFate) => {
         const exit: LaneExit = { queue, lane: data.lane, member: jobId, field: workflow.name, stepsKey: stepsKey(prefix, jobId), steps };
         if (running === 1) exits.push(exit);
-        else await leaveNow(exit);
+        else await leaveNow([exit]);
       };
       await runAttempt(
         event,
@@ -182,8 +182,12 @@ export function createDispatcher(targets: readonly DispatchTarget[], eventsQueue
       ).finally(() => running--);
     };
     const settled = await Promise.allSettled(runs.map(attempt));
-    // Every attempt has settled before a failure is passed on: the dispatch is redone whole.
-    for (const result of settled) if (result.status === 'rejected') throw result.reason;
+    const failure = settled.find((result) => result.status === 'rejected');
+    if (failure) {
+      // The dispatch is redone whole: what settled is recorded first, or the redo would run it again.
+      if (exits.length > 0) await leaveNow(exits);
+      throw failure.reason;
+    }
     return exits;
   };
 
@@ -231,7 +235,7 @@ export function createDispatcher(targets: readonly DispatchTarget[], eventsQueue
     // phone's order, and the phone's next event need not wait for these
     // attempts, which would make one workflow wait for another.
     if (targets.length > 1) await leave([intakeExitOf(job, '')]);
-    return runInline(event, inline, (exit) => leave([exit]));
+    return runInline(event, inline, leave);
   };
 
   return async (job: Job<EventJobData>, token?: string): Promise<void> => {
