@@ -86,6 +86,22 @@ describe('replyflow dlq (contract section 9)', () => {
     assert.deepEqual((await list()).map((e) => e.id), [id2]);
   });
 
+  test('an entry whose worker has yet to leave its lane is refused, exit 1, nothing replayed', async () => {
+    // The moment between a dead letter's write and its lane's leave, held open.
+    const [entry] = await list();
+    const redis = p.redis.client();
+    const lane = `replyflow:lane:forward:${entry!.phone}`;
+    await redis.zadd(lane, 1, `forward.${entry!.id}`);
+    try {
+      const run = await runCli(['dlq', 'replay', entry!.id], env);
+      assert.equal(run.code, 1);
+      assert.match(run.stderr, /still being dead-lettered/);
+      assert.equal((await list()).length, 1);
+    } finally {
+      await redis.zrem(lane, `forward.${entry!.id}`);
+    }
+  });
+
   test('replay --all delivers the rest and empties the queue', async () => {
     const run = await runCli(['dlq', 'replay', '--all', '--json'], env);
     assert.equal(run.code, 0, run.stderr);

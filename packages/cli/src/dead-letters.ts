@@ -80,11 +80,16 @@ export class DeadLetters {
 
   /**
    * A workflow job left behind under the same id (failed, kept by
-   * removeOnFail: false) would make BullMQ ignore the replayed one.
+   * removeOnFail: false) would make BullMQ ignore the replayed one. An entry
+   * still in its lane is being dead-lettered right now: the worker has yet to
+   * leave the lane, which would then undo the replay.
    */
   private async clearFinishedJob(entry: DeadLetterJobData): Promise<void> {
     const queue = this.workflowQueue(entry.workflow, prefixOfLane(entry.lane));
     const jobId = workflowJobId(entry.workflow, entry.eventId);
+    if ((await this.redis.zscore(entry.lane, jobId)) !== null) {
+      throw new CommandFailedError(`event ${entry.eventId} is still being dead-lettered on ${entry.workflow}; nothing replayed, try again in a moment`);
+    }
     const existing = await queue.getJob(jobId);
     if (!existing) return;
     const state = await existing.getState();
