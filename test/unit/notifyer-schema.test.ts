@@ -116,6 +116,12 @@ describe('notifyer schema', () => {
     assert.equal(messageOf({ labels: 7 }), 'expected a comma-separated string or an array of strings');
   });
 
+  test('a phone number too long for a JSON number says to send it as a string', () => {
+    const [issue] = issuesOf({ ...base, phone_number: 12345678901234567 });
+    assert.equal(issue?.path, 'phone_number');
+    assert.match(issue!.message, /more than 15 digits must be a string/);
+  });
+
   test('a missing message time is reported under the current field name, for either direction', () => {
     const { user_last_message_time: _u, ...incoming } = base;
     assert.equal(issuesOf(incoming)[0]?.path, 'user_last_message_time');

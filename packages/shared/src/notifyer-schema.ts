@@ -34,6 +34,9 @@ const rejected = (ctx: z.RefinementCtx, message: string): never => {
 };
 
 const phoneNumber = z.unknown().transform((value, ctx) => {
+  if (typeof value === 'number' && value > Number.MAX_SAFE_INTEGER) {
+    return rejected(ctx, 'a phone number of more than 15 digits must be a string: a JSON number that large has lost digits');
+  }
   if (typeof value !== 'string' && !(Number.isSafeInteger(value) && (value as number) >= 0)) {
     return rejected(ctx, 'expected a phone number as a string or a number');
   }
