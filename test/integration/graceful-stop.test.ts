@@ -29,14 +29,14 @@ describe('graceful stop (contract section 7)', () => {
     const p = await startPipeline({ worker: false });
     try {
       const body = Buffer.from(loadFixture('incoming-text').text);
-      const answer = new Promise<{ status: number; body: string }>((resolve, reject) => {
+      const answer = new Promise<{ status: number; body: string; connection?: string }>((resolve, reject) => {
         const req = request(p.webhookUrl, {
           method: 'POST',
           headers: { 'content-type': 'application/json', 'x-webhook-signature': SECRET, 'content-length': body.length },
         }, (res) => {
           let text = '';
           res.on('data', (chunk) => (text += chunk));
-          res.on('end', () => resolve({ status: res.statusCode ?? 0, body: text }));
+          res.on('end', () => resolve({ status: res.statusCode ?? 0, body: text, connection: res.headers.connection }));
         });
         req.on('error', reject);
         // Half the body now, the rest after the signal: the request is in progress when it arrives.
@@ -48,8 +48,26 @@ describe('graceful stop (contract section 7)', () => {
       });
       const res = await answer;
       assert.equal(res.status, 202, res.body);
+      // A keep-alive client is told to go: it would otherwise keep sending on this connection.
+      assert.equal(res.connection, 'close');
       const exit = await p.ingest.waitForExit(10_000);
       assert.equal(exit.code, 0);
+    } finally {
+      await p.stop();
+    }
+  });
+
+  test('work still in flight at SHUTDOWN_TIMEOUT_MS is left to other workers: exit 0 then', async () => {
+    const p = await startPipeline({ receiver: () => ({ status: 200, delayMs: 20_000 }), workerEnv: { SHUTDOWN_TIMEOUT_MS: '1500' } });
+    try {
+      await p.send(loadFixture('incoming-text').text);
+      await p.receiver.waitFor(1, 10_000);
+      const signalledAt = Date.now();
+      p.worker!.signal('SIGTERM');
+      const exit = await p.worker!.waitForExit(5_000);
+      assert.equal(exit.code, 0);
+      assert.ok(Date.now() - signalledAt < 4_000, `exited ${Date.now() - signalledAt} ms after the signal`);
+      assert.ok(p.worker!.logs().some((log) => /shutdown timed out/.test(String(log.msg))));
     } finally {
       await p.stop();
     }

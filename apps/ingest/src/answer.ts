@@ -5,10 +5,12 @@ export type Answer = (res: Response, status: number, body: unknown, outcome?: In
 
 /**
  * The one place answers are written. Requests to the webhook path (marked with
- * a start time by `timeWebhook`) are counted under their outcome.
+ * a start time by `timeWebhook`) are counted under their outcome. Once
+ * `stopping`, each answer closes its connection.
  */
-export function createAnswer(metrics: ReturnType<typeof ingestMetrics>): Answer {
+export function createAnswer(metrics: ReturnType<typeof ingestMetrics>, stopping: () => boolean = () => false): Answer {
   return (res, status, body, outcome) => {
+    if (stopping()) res.setHeader('connection', 'close');
     // Node's own response calls: Express's res.json does the same with more
     // steps (content-type lookup, ETag and freshness checks) that these answers
     // never need, and the webhook path is where every microsecond counts.

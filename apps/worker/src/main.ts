@@ -55,8 +55,7 @@ runMain(async () => {
   // batched already (redis-script.ts), and an auto-pipeline would hold each
   // batch back until the previous one is answered (+5% events/s without it).
   const engineRedis = createRedis(config, 'worker', { autoPipelining: false });
-  // Workers only warn: REQUIRE_SAFE_REDIS guards what the ingest acknowledges.
-  const redisHealth = monitorRedis(redis, { logger, redisUp: metrics.redisUp, whenDown: 'reconnecting', refuseEviction: false });
+  const redisHealth = monitorRedis(redis, { logger, redisUp: metrics.redisUp, whenDown: 'reconnecting', refuseEviction: config.requireSafeRedis });
   const deadLetters = new DeadLetters(redis, keyspace.global);
   const layouts = await ShardLayouts.open(redis, { ...layoutOptionsOf(config), logger });
   let shardSet: ShardSet | undefined;
@@ -73,7 +72,9 @@ runMain(async () => {
     connection: redis,
     concurrency: config.workerConcurrency,
     lockDuration: config.jobLockMs,
-    stalledInterval: config.jobLockMs,
+    // A job is taken over at the first stall check after its lock has expired
+    // and after one that saw it active: within JOB_LOCK_MS and two intervals.
+    stalledInterval: Math.ceil(config.jobLockMs / 2),
     // A job whose worker died is retried on another; several deaths in a row
     // still should not fail an event that was never attempted.
     maxStalledCount: 5,

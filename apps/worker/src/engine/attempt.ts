@@ -123,16 +123,13 @@ export function createAttempts(workflow: Workflow, deps: AttemptDeps) {
       return 'waiting';
     }
     // Outside the try: a failure to record the outcome (a lost lock) is no failure of the workflow.
-    if (superseded) {
-      log.info('a later event of the same key superseded this one (debounce)');
-      await settle.finished(step.stored);
-      return 'settled';
-    }
     timer();
     await settle.finished(step.stored);
+    // A superseded attempt completes too, its work left to the later event: every attempt counts once.
     metrics.jobs.inc({ workflow: name, outcome: 'completed' });
     metrics.eventLag.observe({ workflow: name }, (Date.now() - event.receivedAt) / 1000);
-    log.info({ attempt, phone: maskPhone(event.phone) }, 'workflow completed');
+    if (superseded) log.info('a later event of the same key superseded this one (debounce)');
+    else log.info({ attempt, phone: maskPhone(event.phone) }, 'workflow completed');
     return 'settled';
   };
 }
