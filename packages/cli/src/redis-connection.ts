@@ -1,4 +1,4 @@
-import { Cluster, Redis, withDeadline, type Config, type RedisClient } from '@replyflow/shared';
+import { clusterSeed, Cluster, Redis, withDeadline, type Config, type RedisClient } from '@replyflow/shared';
 import { CommandFailedError } from './errors.js';
 
 const CONNECT_TIMEOUT_MS = 3_000;
@@ -26,7 +26,7 @@ export async function connectRedis(config: Pick<Config, 'redisUrl' | 'redisClust
   const redis: RedisClient =
     seeds.length > 0
       ? new Cluster(
-          seeds.map((seed) => ({ host: seed.split(':')[0] || '127.0.0.1', port: Number(seed.split(':')[1]) || 6379 })),
+          seeds.map(clusterSeed),
           { lazyConnect: true, redisOptions: perNode, clusterRetryStrategy: () => null, enableOfflineQueue: false },
         )
       : new Redis(config.redisUrl, { ...perNode, lazyConnect: true, enableOfflineQueue: false, retryStrategy: () => null });

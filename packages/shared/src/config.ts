@@ -1,3 +1,4 @@
+import { isIPv4, isIPv6 } from 'node:net';
 import bytes from 'bytes';
 import { z } from 'zod';
 import { ConfigError } from './errors.js';
@@ -19,10 +20,27 @@ const commaList = z.string().transform((value) =>
     .map((entry) => entry.trim())
     .filter(Boolean),
 );
+// A typo in a seed would otherwise only show up later, as a cluster that cannot be reached.
+const clusterSeeds = commaList.refine(
+  (seeds) => seeds.length > 0 && seeds.every(isSeed),
+  'expected comma-separated host:port entries, such as redis-1:6379,redis-2:6379',
+);
+
+/** host:port, the host a name, an IPv4 address or an IPv6 address in brackets. */
+function isSeed(seed: string): boolean {
+  const [, host = '', port] = /^(.*):(\d{1,5})$/.exec(seed) ?? [];
+  if (port === undefined || Number(port) < 1 || Number(port) > 65535) return false;
+  if (host.startsWith('[') && host.endsWith(']')) return isIPv6(host.slice(1, -1));
+  if (/^[\d.]+$/.test(host)) return isIPv4(host);
+  return /^[a-z0-9_]([a-z0-9_-]*[a-z0-9_])?(\.[a-z0-9_]([a-z0-9_-]*[a-z0-9_])?)*$/i.test(host);
+}
 
 const schema = z.object({
-  REDIS_URL: z.url({ protocol: /^rediss?$/, message: 'expected a redis:// or rediss:// URL' }).default('redis://127.0.0.1:6379'),
-  REDIS_CLUSTER_NODES: commaList.optional(),
+  // Without a host ioredis connects to localhost.
+  REDIS_URL: z
+    .url({ protocol: /^rediss?$/, hostname: /./, message: 'expected a redis:// or rediss:// URL with a host, such as redis://redis:6379' })
+    .default('redis://127.0.0.1:6379'),
+  REDIS_CLUSTER_NODES: clusterSeeds.optional(),
   QUEUE_SHARDS: positiveInt.max(1024).default(1),
   QUEUE_PREFIX: z.string().regex(/^[A-Za-z0-9_.-]+$/, 'letters, digits, "_", "." and "-" only').default('replyflow'),
   LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
@@ -62,7 +80,8 @@ const schema = z.object({
   NOTIFYER_API_KEY: z.string().min(1).optional(),
   SEND_RATE_LIMIT: nonNegativeInt.default(20),
   WORKFLOWS: z.string().min(1).optional(),
-  JOB_LOCK_MS: positiveInt.min(1000).default(30000),
+  // A dead worker's jobs are taken over within this and two stall checks (JOB_LOCK_MS/2 apart): 40 s, under the contract's 60.
+  JOB_LOCK_MS: positiveInt.min(1000).default(20000),
   WORKER_SHARDS: z
     .string()
     .regex(/^\s*\d+(\s*-\s*\d+)?(\s*,\s*\d+(\s*-\s*\d+)?)*\s*$/, 'expected shard numbers and ranges, such as 0-2,5')
@@ -129,6 +148,16 @@ function parseShardList(list: string | undefined, shards: number): number[] {
 
 const defaultMetricsPort: Record<Role, number> = { ingest: 9464, worker: 9465, cli: 0 };
 
+/** A clash would otherwise show up as EADDRINUSE once the first listener is already up. Port 0 picks a free port. */
+function checkPortsDiffer(listeners: Array<[string, number]>): void {
+  const taken = new Map<number, string>();
+  for (const [variable, port] of listeners) {
+    const other = taken.get(port);
+    if (other !== undefined) throw new ConfigError(variable, `${port} is also ${other}; give each listener its own port`);
+    if (port !== 0) taken.set(port, variable);
+  }
+}
+
 /**
  * Reads the environment once, at start. Empty values count as unset, because
  * `${VAR:-}` in compose files and blank lines in `.env` files produce them.
@@ -145,6 +174,12 @@ export function loadConfig(role: Role, env: NodeJS.ProcessEnv = process.env): Re
   if (e.REPLY_RULES && !e.NOTIFYER_SEND_URL && role === 'worker') {
     throw new ConfigError('NOTIFYER_SEND_URL', 'required when REPLY_RULES is set');
   }
+  const metricsPort = e.METRICS_PORT ?? defaultMetricsPort[role];
+  if (role === 'ingest') {
+    const listeners: Array<[string, number]> = [['PORT', e.PORT], ['METRICS_PORT', metricsPort]];
+    if (e.ADMIN_PASSWORD) listeners.push(['ADMIN_PORT', e.ADMIN_PORT]);
+    checkPortsDiffer(listeners);
+  }
   return Object.freeze({
     role,
     redisUrl: e.REDIS_URL,
@@ -154,7 +189,7 @@ export function loadConfig(role: Role, env: NodeJS.ProcessEnv = process.env): Re
     logLevel: e.LOG_LEVEL,
     port: e.PORT,
     host: e.HOST,
-    metricsPort: e.METRICS_PORT ?? defaultMetricsPort[role],
+    metricsPort,
     adminPort: e.ADMIN_PORT,
     adminUser: e.ADMIN_USER,
     adminPassword: e.ADMIN_PASSWORD,

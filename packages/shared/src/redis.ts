@@ -25,10 +25,7 @@ export function createRedis(
       ? { enableOfflineQueue: false, maxRetriesPerRequest: 1, commandTimeout: 1000 }
       : { enableOfflineQueue: true, maxRetriesPerRequest: null };
   if (config.redisClusterNodes?.length) {
-    const nodes = config.redisClusterNodes.map((seed) => {
-      const [host, port] = seed.split(':');
-      return { host: host || '127.0.0.1', port: Number(port) || 6379 };
-    });
+    const nodes = config.redisClusterNodes.map(clusterSeed);
     // BullMQ's documented way to run on Redis Cluster: an ioredis Cluster, with hash-tagged prefixes (keyspace.ts).
     const { enableOfflineQueue, ...perNode } = options;
     const clusterOptions: ClusterOptions = {
@@ -144,4 +141,10 @@ export function monitorRedis(redis: RedisClient, options: RedisMonitorOptions): 
 export function redisReady(redis: RedisClient): Promise<void> {
   if (redis.status === 'ready') return Promise.resolve();
   return new Promise((resolve) => redis.once('ready', () => resolve()));
+}
+
+/** A REDIS_CLUSTER_NODES entry (`host:port`, checked by the config; an IPv6 host in brackets) as ioredis takes it. */
+export function clusterSeed(seed: string): { host: string; port: number } {
+  const colon = seed.lastIndexOf(':');
+  return { host: seed.slice(0, colon).replace(/^\[(.*)\]$/, '$1'), port: Number(seed.slice(colon + 1)) };
 }
