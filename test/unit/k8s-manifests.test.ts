@@ -1,9 +1,8 @@
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
-import { createHash } from 'node:crypto';
-import { cpSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { cpSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { basename, join, relative, resolve } from 'node:path';
+import { basename, dirname, join, relative, resolve } from 'node:path';
 import { after, describe, test } from 'node:test';
 import { ScaledObject } from '@kubernetes-models/keda/keda.sh/v1alpha1';
 import { Deployment } from 'kubernetes-models/apps/v1';
@@ -15,10 +14,12 @@ import { loadConfig } from '../../packages/shared/src/config.js';
 import { QUEUE_STATES, createRegistry, workerMetrics } from '../../packages/shared/src/metrics.js';
 import { repoRoot } from '../helpers/repo-root.js';
 
-// deploy/k8s, checked three ways: every resource of the base, of each
-// component and of the rendered production overlay against the Kubernetes and
-// KEDA schemas (kubernetes-models), the contract's operational rules, and,
-// where kubectl is installed, the renderer below against `kubectl kustomize`.
+// deploy/k8s, checked three ways: every resource of every kustomization there
+// (each Kustomization as it is, each Component on top of the base), rendered
+// from the files a fresh clone has, against the Kubernetes and KEDA schemas
+// (kubernetes-models; the PodMonitor against an excerpt of its CRD), the
+// contract's operational rules, and, where kubectl is installed, the renderer
+// below against `kubectl kustomize`.
 
 type Obj = Record<string, any>;
 interface Resource extends Obj {
@@ -33,8 +34,8 @@ const idOf = (r: Resource) => `${r.kind}/${r.metadata.namespace ?? ''}/${r.metad
 // ---------------------------------------------------------------------------
 // A small kustomize: the features deploy/k8s uses, the way kustomize 5 does
 // them, and an error for anything else. Order as in kustomize: resources,
-// then components (which see everything accumulated so far), generators,
-// patches, namespace, images; name hashes and references last.
+// then components (which see everything accumulated so far), patches,
+// namespace, images. No generators: no Secret is made from files here.
 
 const filesRead = new Set<string>();
 
@@ -47,11 +48,11 @@ function readDocs(file: string): Resource[] {
   });
 }
 
-const kustomizationFields = new Set(['apiVersion', 'kind', 'resources', 'components', 'namespace', 'images', 'patches', 'secretGenerator']);
+const kustomizationFields = new Set(['apiVersion', 'kind', 'resources', 'components', 'namespace', 'images', 'patches']);
 const kustomizationApi = { Kustomization: 'kustomize.config.k8s.io/v1beta1', Component: 'kustomize.config.k8s.io/v1alpha1' };
 const clusterScoped = new Set(['Namespace', 'ClusterRole', 'ClusterRoleBinding', 'CustomResourceDefinition', 'PriorityClass', 'StorageClass']);
 
-function accumulate(dir: string, kind: 'Kustomization' | 'Component', inherited: Resource[], generated: Set<Resource>): Resource[] {
+function accumulate(dir: string, kind: 'Kustomization' | 'Component', inherited: Resource[]): Resource[] {
   const file = join(dir, 'kustomization.yaml');
   const [k] = readDocs(file);
   assert.ok(k, `${file} is empty`);
@@ -62,17 +63,12 @@ function accumulate(dir: string, kind: 'Kustomization' | 'Component', inherited:
   let resources = [...inherited];
   for (const entry of (k.resources ?? []) as string[]) {
     const path = resolve(dir, entry);
-    resources.push(...(statSync(path).isDirectory() ? accumulate(path, 'Kustomization', [], generated) : readDocs(path)));
+    resources.push(...(statSync(path).isDirectory() ? accumulate(path, 'Kustomization', []) : readDocs(path)));
   }
-  for (const entry of (k.components ?? []) as string[]) resources = accumulate(resolve(dir, entry), 'Component', resources, generated);
-  for (const options of (k.secretGenerator ?? []) as Obj[]) {
-    const secret = generateSecret(dir, options);
-    generated.add(secret);
-    resources.push(secret);
-  }
+  for (const entry of (k.components ?? []) as string[]) resources = accumulate(resolve(dir, entry), 'Component', resources);
   for (const patch of (k.patches ?? []) as Obj[]) {
     assert.deepEqual(Object.keys(patch), ['path'], `${file}: only \`patches: - path:\` (strategic merge) is supported`);
-    for (const doc of readDocs(resolve(dir, patch.path))) applyStrategicMerge(resources, doc);
+    for (const doc of readDocs(resolve(dir, patch.path))) resources = applyStrategicMerge(resources, doc);
   }
   if (k.namespace) {
     for (const r of resources) {
@@ -85,68 +81,34 @@ function accumulate(dir: string, kind: 'Kustomization' | 'Component', inherited:
 }
 
 function render(dir: string): Resource[] {
-  const generated = new Set<Resource>();
-  const resources = accumulate(dir, 'Kustomization', [], generated);
-  const renamed = new Map<string, string>();
-  for (const secret of generated) {
-    const name = `${secret.metadata.name}-${kustomizeHash(secret)}`;
-    renamed.set(secret.metadata.name, name);
-    secret.metadata.name = name;
-  }
-  for (const r of resources) if (r.kind === 'Deployment') renameSecretReferences(r.spec.template.spec, renamed);
+  const resources = accumulate(dir, 'Kustomization', []);
   const ids = resources.map(idOf);
   assert.equal(new Set(ids).size, ids.length, `duplicate resources in ${dir}: ${ids.join(', ')}`);
   return resources;
 }
 
-function generateSecret(dir: string, options: Obj): Resource {
-  assert.deepEqual(Object.keys(options).sort(), ['envs', 'name'], 'only `secretGenerator: - name, envs` is supported');
-  const data: Record<string, string> = {};
-  for (const envFile of options.envs as string[]) {
-    for (const line of readFileSync(resolve(dir, envFile), 'utf8').split('\n')) {
-      const trimmed = line.trim();
-      if (trimmed === '' || trimmed.startsWith('#')) continue;
-      const at = trimmed.indexOf('=');
-      assert.ok(at > 0, `${envFile}: "${trimmed}" is not KEY=value`);
-      data[trimmed.slice(0, at)] = Buffer.from(trimmed.slice(at + 1)).toString('base64');
-    }
-  }
-  const sorted = Object.fromEntries(Object.entries(data).sort(([a], [b]) => (a < b ? -1 : 1)));
-  return { apiVersion: 'v1', kind: 'Secret', metadata: { name: options.name }, type: 'Opaque', data: sorted };
-}
-
-// kustomize's api/hasher: SHA-256 of the JSON of {data, kind, name, type}
-// (keys sorted, as Go's encoding/json writes maps), its first ten hex digits
-// with 0, 1, 3, a, e swapped for letters so no word can form. The name is
-// hashed as "": kustomize 5 looks up `metadata/name` as one field, finds none,
-// and this keeps the result identical to `kubectl kustomize`.
-function kustomizeHash(secret: Resource): string {
-  const json = JSON.stringify({ data: secret.data ?? {}, kind: 'Secret', name: '', type: secret.type ?? '' });
-  const swap: Record<string, string> = { '0': 'g', '1': 'h', '3': 'k', a: 'm', e: 't' };
-  return createHash('sha256').update(json).digest('hex').slice(0, 10).replace(/[013ae]/g, (c) => swap[c]!);
-}
-
-function renameSecretReferences(node: unknown, renamed: Map<string, string>): void {
-  if (Array.isArray(node)) return node.forEach((item) => renameSecretReferences(item, renamed));
-  if (!isObj(node)) return;
-  for (const ref of [node.secretRef, node.secretKeyRef]) if (isObj(ref) && renamed.has(ref.name)) ref.name = renamed.get(ref.name);
-  if (isObj(node.secret) && renamed.has(node.secret.secretName)) node.secret.secretName = renamed.get(node.secret.secretName);
-  for (const value of Object.values(node)) renameSecretReferences(value, renamed);
-}
-
 // Lists in a strategic-merge patch merge by the key the Kubernetes API gives
-// them, or are replaced; only the lists named here may appear in a patch.
+// them, or are replaced; only the lists named here may appear in a patch. A
+// patch of any kind may delete its resource whole (`$patch: delete`).
 const listMergeKeys: Record<string, Record<string, string | null>> = {
   Deployment: { containers: 'name', initContainers: 'name', env: 'name', ports: 'containerPort', volumes: 'name', volumeMounts: 'mountPath', command: null, args: null, envFrom: null },
   ConfigMap: {},
 };
 
-function applyStrategicMerge(resources: Resource[], patch: Resource): void {
+function applyStrategicMerge(resources: Resource[], patch: Resource): Resource[] {
+  const matches = (r: Resource) => r.kind === patch.kind && r.apiVersion === patch.apiVersion && r.metadata.name === patch.metadata.name;
+  const targets = resources.filter(matches);
+  assert.equal(targets.length, 1, `patch ${patch.kind}/${patch.metadata.name} must match exactly one resource`);
+  if ('$patch' in patch) {
+    const { $patch, ...rest } = patch;
+    assert.equal($patch, 'delete', `\`$patch: ${$patch}\` is not supported by this renderer`);
+    assert.deepEqual(Object.keys(rest).sort(), ['apiVersion', 'kind', 'metadata'], 'a `$patch: delete` patch names its resource and nothing else');
+    return resources.filter((r) => !matches(r));
+  }
   const keys = listMergeKeys[patch.kind];
   assert.ok(keys, `patches of ${patch.kind} are not supported by this renderer`);
-  const targets = resources.filter((r) => r.kind === patch.kind && r.apiVersion === patch.apiVersion && r.metadata.name === patch.metadata.name);
-  assert.equal(targets.length, 1, `patch ${patch.kind}/${patch.metadata.name} must match exactly one resource`);
   Object.assign(targets[0]!, merge(targets[0], patch, keys));
+  return resources;
 }
 
 function merge(target: unknown, patch: unknown, keys: Record<string, string | null>, field = ''): unknown {
@@ -185,30 +147,47 @@ function setImage(resources: Resource[], image: Obj): void {
 }
 
 // ---------------------------------------------------------------------------
-// What is rendered: a scratch copy of deploy/k8s, with the production
-// overlay's secrets.env made from its example (as an operator would), and one
-// kustomization per component so each is rendered on top of the base.
+// What is rendered: a scratch copy of deploy/k8s as a fresh clone has it
+// (what git tracks or would track; nothing git-ignored, such as a secrets.env
+// an operator filled in), every Kustomization found there as it is, and each
+// Component on top of the base.
 
 const k8sDir = join(repoRoot, 'deploy/k8s');
 const scratch = mkdtempSync(join(tmpdir(), 'replyflow-k8s-'));
 after(() => rmSync(scratch, { recursive: true, force: true }));
-cpSync(k8sDir, scratch, { recursive: true, filter: (source) => basename(source) !== 'secrets.env' });
-const production = join(scratch, 'overlays/production');
-writeFileSync(join(production, 'secrets.env'), readFileSync(join(production, 'secrets.env.example')));
-for (const component of ['keda', 'hpa']) {
-  mkdirSync(join(scratch, `_base-with-${component}`));
-  writeFileSync(
-    join(scratch, `_base-with-${component}/kustomization.yaml`),
-    `apiVersion: kustomize.config.k8s.io/v1beta1\nkind: Kustomization\nresources: [../base]\ncomponents: [../components/${component}]\n`,
-  );
+const listed = spawnSync('git', ['ls-files', '-z', '--cached', '--others', '--exclude-standard', '--', 'deploy/k8s'], { cwd: repoRoot, encoding: 'utf8' });
+if (listed.status === 0) {
+  for (const file of listed.stdout.split('\0').filter(Boolean)) {
+    if (!existsSync(join(repoRoot, file))) continue; // deleted, not yet committed
+    mkdirSync(dirname(join(scratch, relative('deploy/k8s', file))), { recursive: true });
+    cpSync(join(repoRoot, file), join(scratch, relative('deploy/k8s', file)));
+  }
+} else {
+  // Not a git checkout: the one git-ignored file deploy/k8s documents.
+  cpSync(k8sDir, scratch, { recursive: true, filter: (source) => basename(source) !== 'secrets.env' });
 }
 
-const targets: Record<string, string> = {
-  base: join(scratch, 'base'),
-  'base + components/keda': join(scratch, '_base-with-keda'),
-  'base + components/hpa': join(scratch, '_base-with-hpa'),
-  'overlays/production': production,
-};
+const kustomizationDirs = (dir: string): string[] =>
+  readdirSync(dir, { withFileTypes: true }).flatMap((entry) =>
+    entry.isDirectory() ? kustomizationDirs(join(dir, entry.name)) : /^(kustomization\.ya?ml|Kustomization)$/.test(entry.name) ? [dir] : [],
+  );
+const targets: Record<string, string> = {};
+for (const dir of kustomizationDirs(scratch).sort()) {
+  const name = relative(scratch, dir);
+  const kind = (parseAllDocuments(readFileSync(join(dir, 'kustomization.yaml'), 'utf8'))[0]?.toJS() as Obj | null)?.kind;
+  if (kind !== 'Component') {
+    targets[name] = dir;
+    continue;
+  }
+  const wrapper = join(scratch, `_base-with-${basename(dir)}`);
+  mkdirSync(wrapper);
+  writeFileSync(
+    join(wrapper, 'kustomization.yaml'),
+    `apiVersion: kustomize.config.k8s.io/v1beta1\nkind: Kustomization\nresources: [../base]\ncomponents: [../${name}]\n`,
+  );
+  targets[`base + ${name}`] = wrapper;
+}
+assert.ok(targets.base && targets['overlays/production'], `kustomizations found: ${Object.keys(targets).join(', ')}`);
 const rendered = Object.fromEntries(Object.entries(targets).map(([name, dir]) => [name, render(dir)]));
 
 // ---------------------------------------------------------------------------
@@ -259,7 +238,78 @@ function undescribedFields(model: { validate(): void }): string[] {
   return found;
 }
 
+// PodMonitor (monitoring.coreos.com/v1) has no kubernetes-models class among
+// this project's dependencies: it is checked against this excerpt of the
+// Prometheus Operator's CRD (podmonitors.monitoring.coreos.com), the fields
+// deploy/k8s may use with the CRD's types and patterns, strictly: a field
+// outside the excerpt fails. Copy a field from the CRD before using it.
+type Shape =
+  | 'string'
+  | 'boolean'
+  | 'stringMap'
+  | RegExp
+  | { enum: readonly string[] }
+  | { list: Shape }
+  | { fields: Record<string, Shape>; required?: readonly string[] };
+
+const dnsSubdomain = /^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$/;
+const duration = /^(0|(([0-9]+)y)?(([0-9]+)w)?(([0-9]+)d)?(([0-9]+)h)?(([0-9]+)m)?(([0-9]+)s)?(([0-9]+)ms)?)$/;
+const podMonitorSchema: Shape = {
+  required: ['apiVersion', 'kind', 'metadata', 'spec'],
+  fields: {
+    apiVersion: { enum: ['monitoring.coreos.com/v1'] },
+    kind: { enum: ['PodMonitor'] },
+    metadata: { required: ['name'], fields: { name: dnsSubdomain, namespace: dnsSubdomain, labels: 'stringMap', annotations: 'stringMap' } },
+    spec: {
+      required: ['selector'],
+      fields: {
+        jobLabel: 'string',
+        podTargetLabels: { list: 'string' },
+        selector: {
+          fields: {
+            matchLabels: 'stringMap',
+            matchExpressions: {
+              list: {
+                required: ['key', 'operator'],
+                fields: { key: 'string', operator: { enum: ['In', 'NotIn', 'Exists', 'DoesNotExist'] }, values: { list: 'string' } },
+              },
+            },
+          },
+        },
+        namespaceSelector: { fields: { any: 'boolean', matchNames: { list: 'string' } } },
+        podMetricsEndpoints: {
+          list: { fields: { port: 'string', path: 'string', interval: duration, scrapeTimeout: duration, honorLabels: 'boolean' } },
+        },
+      },
+    },
+  },
+};
+
+function shapeErrors(value: unknown, shape: Shape, path = ''): string[] {
+  if (shape === 'string' || shape === 'boolean') return typeof value === shape ? [] : [`${path}: not a ${shape}`];
+  if (shape === 'stringMap') {
+    return isObj(value) && Object.values(value).every((v) => typeof v === 'string') ? [] : [`${path}: not a map of strings`];
+  }
+  if (shape instanceof RegExp) return typeof value === 'string' && shape.test(value) ? [] : [`${path}: ${JSON.stringify(value)} does not match ${shape}`];
+  if ('enum' in shape) return shape.enum.includes(value as string) ? [] : [`${path}: ${JSON.stringify(value)} is not one of ${shape.enum.join(', ')}`];
+  if ('list' in shape) {
+    if (!Array.isArray(value)) return [`${path}: not a list`];
+    return value.flatMap((item, index) => shapeErrors(item, shape.list, `${path}[${index}]`));
+  }
+  if (!isObj(value)) return [`${path}: not an object`];
+  return [
+    ...(shape.required ?? []).filter((key) => !(key in value)).map((key) => `${path}.${key}: required`),
+    ...Object.entries(value).flatMap(([key, child]) =>
+      key in shape.fields ? shapeErrors(child, shape.fields[key]!, `${path}.${key}`) : [`${path}.${key}: not in the schema`],
+    ),
+  ];
+}
+
 function assertSchemaValid(r: Resource, where: string): void {
+  if (r.apiVersion === 'monitoring.coreos.com/v1' && r.kind === 'PodMonitor') {
+    assert.deepEqual(shapeErrors(r, podMonitorSchema), [], `${where}: ${idOf(r)} fails its CRD's schema`);
+    return;
+  }
   const model = modelOf(r);
   assert.doesNotThrow(() => model.validate(), `${where}: ${idOf(r)} fails its schema`);
   assert.deepEqual(undescribedFields(model), [], `${where}: ${idOf(r)} has fields its schema does not describe`);
@@ -267,7 +317,7 @@ function assertSchemaValid(r: Resource, where: string): void {
 
 describe('deploy/k8s: schemas', () => {
   for (const [name, resources] of Object.entries(rendered)) {
-    test(`every resource of ${name} is valid against the Kubernetes and KEDA schemas`, () => {
+    test(`every resource of ${name} is valid against the Kubernetes, KEDA and Prometheus Operator schemas`, () => {
       assert.ok(resources.length > 0);
       for (const r of resources) assertSchemaValid(r, name);
     });
@@ -280,9 +330,17 @@ describe('deploy/k8s: schemas', () => {
     container.readinesProbe = container.readinessProbe;
     delete container.readinessProbe;
     assert.deepEqual(undescribedFields(modelOf(deployment)), ['.spec.template.spec.containers[0].readinesProbe']);
-    const scaledObject = structuredClone(rendered['base + components/keda']!.find((r) => r.kind === 'ScaledObject')!);
+    const scaledObject = structuredClone(rendered.base!.find((r) => r.kind === 'ScaledObject')!);
     scaledObject.spec.maxReplicas = scaledObject.spec.maxReplicaCount;
     assert.deepEqual(undescribedFields(modelOf(scaledObject)), ['.spec.maxReplicas']);
+    const podMonitor = structuredClone(rendered.base!.find((r) => r.kind === 'PodMonitor')!);
+    assert.deepEqual(shapeErrors(podMonitor, podMonitorSchema), []);
+    podMonitor.spec.podMetricsEndpoints[0].interval = '15 seconds';
+    podMonitor.spec.podMetricEndpoints = podMonitor.spec.podMetricsEndpoints;
+    assert.deepEqual(shapeErrors(podMonitor, podMonitorSchema), [
+      '.spec.podMetricsEndpoints[0].interval: "15 seconds" does not match ' + String(duration),
+      '.spec.podMetricEndpoints: not in the schema',
+    ]);
   });
 
   test('every YAML file under deploy/k8s is part of a rendered kustomization', () => {
@@ -413,15 +471,15 @@ describe('deploy/k8s: policy', () => {
       }
     });
 
-    test(`${name}: pods read replyflow-config, then replyflow-secrets, through envFrom`, () => {
+    test(`${name}: pods read replyflow-config, then the operator's Secret replyflow-secrets, through envFrom; no Secret is shipped`, () => {
       for (const d of deployments(resources)) {
         for (const c of podSpec(d).containers) {
           const sources = (c.envFrom as Obj[]).map((s) => (s.configMapRef ? `ConfigMap ${s.configMapRef.name}` : `Secret ${s.secretRef.name}`));
-          assert.equal(sources.length, 2);
-          assert.equal(sources[0], 'ConfigMap replyflow-config');
-          assert.match(sources[1]!, /^Secret replyflow-secrets(-[a-z0-9]{10})?$/);
+          assert.deepEqual(sources, ['ConfigMap replyflow-config', 'Secret replyflow-secrets']);
         }
       }
+      // Applying a kustomization never creates or overwrites secrets, example values least of all.
+      assert.deepEqual(resources.filter((r) => r.kind === 'Secret').map(idOf), []);
     });
 
     test(`${name}: the ingest is served on port 80 and kept available through disruptions`, () => {
@@ -443,9 +501,9 @@ describe('deploy/k8s: policy', () => {
       assert.ok(selects(pdb.spec.selector.matchLabels), 'the PodDisruptionBudget covers the ingest pods');
     });
 
-    test(`${name}: at most one autoscaler per Deployment, and it scales the worker`, () => {
+    test(`${name}: exactly one autoscaler, and it scales the worker`, () => {
       const autoscalers = resources.filter((r) => r.kind === 'ScaledObject' || r.kind === 'HorizontalPodAutoscaler');
-      assert.ok(autoscalers.length <= 1, `autoscalers fight over one Deployment: ${autoscalers.map(idOf).join(', ')}`);
+      assert.equal(autoscalers.length, 1, `one autoscaler, not: ${autoscalers.map(idOf).join(', ') || 'none'} (two fight over one Deployment)`);
       for (const a of autoscalers) {
         const ref = a.spec.scaleTargetRef;
         assert.equal(ref.apiVersion, 'apps/v1');
@@ -454,7 +512,40 @@ describe('deploy/k8s: policy', () => {
       }
       assert.equal(workerOf(resources).spec.replicas, undefined, 'the worker leaves its replica count to the autoscaler');
     });
+
+    test(`${name}: a PodMonitor has the Prometheus Operator scrape the ingest and the worker, as jobs ingest and worker`, () => {
+      const [podMonitor, ...others] = resources.filter((r) => r.kind === 'PodMonitor');
+      assert.ok(podMonitor && others.length === 0, 'one PodMonitor');
+      const spec = podMonitor.spec as Obj;
+      assert.equal(spec.namespaceSelector, undefined, 'the pods are in the PodMonitor’s namespace');
+      const selects = (labels: Record<string, string>) =>
+        Object.entries((spec.selector.matchLabels ?? {}) as Record<string, string>).every(([k, v]) => labels[k] === v) &&
+        ((spec.selector.matchExpressions ?? []) as Obj[]).every(({ key, operator, values }) =>
+          operator === 'In' ? values.includes(labels[key]) : operator === 'NotIn' ? !values.includes(labels[key]) : operator === 'Exists' ? key in labels : !(key in labels),
+        );
+      for (const d of deployments(resources)) {
+        const labels = d.spec.template.metadata.labels as Record<string, string>;
+        assert.ok(selects(labels), `${idOf(d)}: its pods are not selected`);
+        // deploy/prometheus/alerts.yml finds the processes as up{job="ingest"} and up{job="worker"}.
+        assert.equal(labels[spec.jobLabel], isWorker(d) ? 'worker' : 'ingest', `${idOf(d)}: job label`);
+        const metrics = podSpec(d).containers[0].ports.find((p: Obj) => p.name === 'metrics');
+        const endpoint = (spec.podMetricsEndpoints as Obj[]).find((e) => e.port === metrics?.name);
+        assert.ok(endpoint, `${idOf(d)}: no endpoint on its metrics port`);
+        assert.equal(endpoint.path ?? '/metrics', '/metrics');
+      }
+      // The ScaledObject (if any) queries the Prometheus that reads this PodMonitor.
+      for (const scaledObject of resources.filter((r) => r.kind === 'ScaledObject')) {
+        for (const trigger of scaledObject.spec.triggers as Obj[]) {
+          assert.match(trigger.metadata.serverAddress, /^http:\/\/prometheus-operated\.[a-z0-9-]+\.svc(\.cluster\.local)?:9090$/, trigger.name);
+        }
+      }
+    });
   }
+
+  test('the base ships the worker scaled by KEDA on queue depth', () => {
+    const autoscalers = rendered.base!.filter((r) => r.kind === 'ScaledObject' || r.kind === 'HorizontalPodAutoscaler');
+    assert.deepEqual(autoscalers.map(idOf), ['ScaledObject//replyflow-worker']);
+  });
 
   test('the production overlay scales the worker with KEDA on the queue, in namespace replyflow, from a registry image', () => {
     const resources = rendered['overlays/production']!;
@@ -475,7 +566,7 @@ describe('deploy/k8s: policy', () => {
       labelsOf.set(metric.name, new Set(metric.values.flatMap((value) => Object.keys(value.labels))));
     }
 
-    const scaledObject = rendered['base + components/keda']!.find((r) => r.kind === 'ScaledObject')!;
+    const scaledObject = rendered.base!.find((r) => r.kind === 'ScaledObject')!;
     assert.equal(scaledObject.spec.minReplicaCount, 1);
     assert.equal(scaledObject.spec.maxReplicaCount, 20);
     assert.ok(scaledObject.spec.cooldownPeriod > 0);
