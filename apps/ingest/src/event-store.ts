@@ -105,7 +105,7 @@ export class EventStore {
       }
       if (outcome === DUPLICATE) return this.duplicate(p, eventId);
       if (typeof outcome === 'number') throw new Error(`adding the job failed with code ${outcome}`);
-      await this.replicated(p, eventId);
+      if (this.ackReplicas > 0) await this.replicated(p, eventId);
       return 'queued';
     }
   }
@@ -114,8 +114,8 @@ export class EventStore {
    * Redis replicates asynchronously: without this, a failover right after the
    * 2xx could lose an acknowledged event (REDIS_ACK_REPLICAS).
    */
-  private async replicated(shardPrefix: string, eventId: string): Promise<void> {
-    if (this.ackReplicas > 0) await waitForReplicas(this.redis, jobKey(shardPrefix, EVENTS_QUEUE, eventId), this.ackReplicas, REPLICA_WAIT_MS);
+  private replicated(shardPrefix: string, eventId: string): Promise<void> {
+    return waitForReplicas(this.redis, jobKey(shardPrefix, EVENTS_QUEUE, eventId), this.ackReplicas, REPLICA_WAIT_MS);
   }
 
   /**
