@@ -29,10 +29,13 @@ describe('webhook secrets from WEBHOOK_SECRET_FILE', () => {
     const secrets = loadWebhookSecrets(fileConfig(file), logger);
     try {
       assert.deepEqual(secrets.current(), ['old-secret']);
+      // The watcher's first stat, taken on the thread pool, is what later polls compare with.
+      await sleep(700);
       rmSync(file);
       mkdirSync(file);
-      // The file is polled every 500 ms.
-      for (let waited = 0; warnings.length === 0 && waited < 3000; waited += 100) await sleep(100);
+      // The file is polled every 500 ms; a poll between the two steps above sees it gone first.
+      const sawDirectory = () => warnings.some((entry) => entry.fields.code === 'EISDIR');
+      for (let waited = 0; !sawDirectory() && waited < 10_000; waited += 100) await sleep(100);
       assert.deepEqual(secrets.current(), ['old-secret']);
       const warning = warnings.find((entry) => entry.fields.code === 'EISDIR');
       assert.ok(warning, JSON.stringify(warnings));
