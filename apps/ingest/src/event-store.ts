@@ -34,6 +34,7 @@ function jobDataJson(phone: string, event: IncomingEvent): string {
 /** How long a webhook may wait for Redis before it is told to come back later (contract: 1 s). */
 const STORE_DEADLINE_MS = 1000;
 const REPLICA_WAIT_MS = 500;
+const QUEUE_READY_AT_STOP_MS = 1000;
 /** A shard that refuses our shard count: read the layout again and retry, this many times. */
 const FENCED_RETRIES = 3;
 
@@ -85,7 +86,12 @@ export class EventStore {
   }
 
   async close(): Promise<void> {
-    await Promise.all([...this.queues.values()].map((queue) => queue.close()));
+    const queues = [...this.queues.values()];
+    // A Queue opened just before the stop may still be starting on the shared
+    // connection: closed then, its start fails once the connection quits and
+    // BullMQ reports it where no listener is left, which ends the process.
+    await Promise.all(queues.map((queue) => withDeadline(queue.waitUntilReady(), QUEUE_READY_AT_STOP_MS).catch(() => {})));
+    await Promise.all(queues.map((queue) => queue.close()));
     await this.queueConnection?.quit().catch(() => this.queueConnection?.disconnect());
   }
 
