@@ -76,10 +76,20 @@ async function startPrivateRedis(children) {
   }
   const dir = join(root, '.replyflow/redis');
   mkdirSync(dir, { recursive: true });
+  // An earlier npm start killed outright leaves its redis-server running on
+  // this folder: a second one would write the same append-only file.
+  const pidfile = join(dir, 'redis.pid');
+  const earlier = livePid(pidfile);
+  if (earlier) {
+    fail(
+      `start: a redis-server from an earlier npm start still runs on .replyflow/redis (pid ${earlier}), with its ingest and worker perhaps.\n` +
+        `  Stop it (kill ${earlier}), then run npm start again.`,
+    );
+  }
   const port = await freePort();
   const logfile = join(dir, 'redis.log');
   const args = [
-    '--bind', '127.0.0.1', '--port', String(port), '--dir', dir, '--logfile', logfile,
+    '--bind', '127.0.0.1', '--port', String(port), '--dir', dir, '--logfile', logfile, '--pidfile', pidfile,
     '--appendonly', 'yes', '--maxmemory-policy', 'noeviction', '--save', '',
   ];
   const redis = spawn(binary, args, { stdio: 'ignore', detached: true });
@@ -97,6 +107,18 @@ async function startPrivateRedis(children) {
     tail = readFileSync(logfile, 'utf8').trimEnd().split('\n').slice(-5).join('\n');
   } catch {}
   fail(`start: the private redis-server did not come up (log: ${logfile})${tail ? `\n${tail}` : ''}`);
+}
+
+/** The pid in `file` if that process is alive (redis-server removes its pidfile when it stops cleanly). */
+function livePid(file) {
+  let pid;
+  try {
+    pid = Number(readFileSync(file, 'utf8').trim());
+    process.kill(pid, 0);
+  } catch {
+    return undefined;
+  }
+  return pid > 0 ? pid : undefined;
 }
 
 async function resolveRedis(children) {
@@ -124,6 +146,14 @@ async function resolveRedis(children) {
   return { url, note: `${url} (private, data in .replyflow/redis/; stopped with npm start)` };
 }
 
+function originOf(url) {
+  try {
+    return new URL(url).origin;
+  } catch {
+    return '(FORWARD_URL is not a URL: the worker will say so)';
+  }
+}
+
 function redact(url) {
   const copy = new URL(url);
   if (copy.password) copy.password = '***';
@@ -132,7 +162,8 @@ function redact(url) {
 
 function ensureSecret() {
   if ((process.env.SIGNATURE_MODE ?? '').trim() === 'none') return 'none (SIGNATURE_MODE=none: requests are not checked)';
-  if ((process.env.WEBHOOK_SECRET ?? '').trim() !== '') return 'from WEBHOOK_SECRET';
+  // As the ingest reads it: a comma-separated list, empty entries dropped.
+  if ((process.env.WEBHOOK_SECRET ?? '').split(',').some((entry) => entry.trim() !== '')) return 'from WEBHOOK_SECRET';
   const configured = process.env.WEBHOOK_SECRET_FILE || '.replyflow/webhook-secret';
   const file = isAbsolute(configured) ? configured : resolve(root, configured);
   if (existsSync(file)) return file;
@@ -277,7 +308,7 @@ async function main() {
     `webhook secret:  ${secret}`,
     `redis:           ${redis.note}`,
     process.env.FORWARD_URL
-      ? `forwarding to:   ${process.env.FORWARD_URL}`
+      ? `forwarding to:   ${originOf(process.env.FORWARD_URL)}/… (the rest of FORWARD_URL may hold a token: not shown)`
       : 'forwarding:      off (set FORWARD_URL; until then events are only queued)',
   ];
   if (process.env.ADMIN_PASSWORD) lines.push(`queue dashboard: http://127.0.0.1:${process.env.ADMIN_PORT || '3001'}/`);
