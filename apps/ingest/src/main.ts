@@ -51,14 +51,14 @@ runMain(async () => {
   const layouts = await ShardLayouts.open(redis, { ...layoutOptionsOf(config), logger });
   const store = new EventStore(redis, layouts, config.redisAckReplicas);
 
-  let stopping = false;
   const app = createApp({
     bodyLimitBytes: config.bodyLimitBytes,
     signatureMode: config.signatureMode,
     secrets,
     store,
     logger,
-    answer: createAnswer(metrics, () => stopping),
+    // Once the server has stopped listening (the stop below), answers close their connections.
+    answer: createAnswer(metrics, () => !server.listening),
     isReady: redisHealth.isUp,
   });
   const server: Server = await new Promise((resolve, reject) => {
@@ -81,9 +81,8 @@ runMain(async () => {
   stopOnSignals(logger, config.shutdownTimeoutMs, async () => {
     // Requests already being received are answered; new connections are refused,
     // and each answer from now on closes its connection, or a keep-alive client
-    // would go on sending on it: those being received through `stopping`, any
-    // that comes after on an open connection here.
-    stopping = true;
+    // would go on sending on it: those being received through createAnswer,
+    // any that comes after on an open connection here.
     server.prependListener('request', (_req, res) => res.setHeader('connection', 'close'));
     const closed = new Promise<void>((resolve) => server.close(() => resolve()));
     server.closeIdleConnections();
