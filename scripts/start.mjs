@@ -111,14 +111,15 @@ async function startPrivateRedis(children) {
 
 /** The pid in `file` if that process is alive (redis-server removes its pidfile when it stops cleanly). */
 function livePid(file) {
-  let pid;
   try {
-    pid = Number(readFileSync(file, 'utf8').trim());
+    const pid = Number(readFileSync(file, 'utf8').trim());
+    // pid 0 would ask about our own process group.
+    if (!(pid > 0)) return undefined;
     process.kill(pid, 0);
+    return pid;
   } catch {
     return undefined;
   }
-  return pid > 0 ? pid : undefined;
 }
 
 async function resolveRedis(children) {
