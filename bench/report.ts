@@ -225,6 +225,10 @@ export function renderMarkdown(r: BenchReport): string {
       `replyflow / raw worker = **${n2(w.ratios.replyflowOverRaw)}**, replyflow / BullMQ no-op = ${n2(w.ratios.replyflowOverNoop)}, ` +
         `raw / no-op = ${n2(w.ratios.rawOverNoop)}, replyflow with 2 workers / raw = ${n2(w.ratios.replyflow2OverRaw)}.`,
       '',
+      `The raw worker POSTs with undici's \`request\`, as its documentation shows; replyflow dispatches on the same kind of pool with a handler of its own, which costs half the CPU ` +
+        `([docs/performance.md](../../docs/performance.md)). With that same POST function, the raw worker's rate is ${n0(w.contenders.rawSameClient.eventsPerSecond)} events/s, ` +
+        `and replyflow / raw = **${n2(w.ratios.replyflowOverRawSameClient)}** (rounds: ${w.ratios.perRound.map((p) => n2(p.replyflowOverRawSameClient)).join(', ')}): what replyflow adds beyond the POST.`,
+      '',
       ...(w.variantSettings
         ? [
             `The variant is replyflow with 1 worker and ${Object.entries(w.variantSettings).map(([k, v]) => `\`${k}=${v}\``).join(', ')}: ` +

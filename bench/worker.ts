@@ -4,6 +4,7 @@
 // addBulk. Per-phone ordering is on for replyflow and checked by the receiver.
 import { parseNotifyerPayload } from '@replyflow/shared';
 import { Queue } from 'bullmq';
+import { fileURLToPath } from 'node:url';
 import { freePort } from '../test/helpers/free-port.js';
 import { startIngest, startWorker } from './lib/apps.js';
 import { baselineScript } from './lib/baselines.js';
@@ -17,19 +18,20 @@ import { flushAll } from './lib/redis.js';
 import { median, round, spread } from './lib/stats.js';
 import { CpuWindow } from './lib/sys.js';
 
-export const WORKER_CONTENDERS = ['noop', 'raw', 'replyflow1', 'replyflow2'] as const;
+export const WORKER_CONTENDERS = ['noop', 'raw', 'rawSameClient', 'replyflow1', 'replyflow2'] as const;
 /** `variant` runs only with BENCH_WORKER_VARIANT: replyflow, 1 worker, with those settings. */
 export type WorkerContender = (typeof WORKER_CONTENDERS)[number] | 'variant';
 export const WORKER_LABELS: Record<WorkerContender, string> = {
   noop: 'BullMQ no-op worker',
   raw: 'raw BullMQ worker + POST',
+  rawSameClient: "raw BullMQ worker + replyflow's POST",
   replyflow1: 'replyflow, 1 worker',
   replyflow2: 'replyflow, 2 workers',
   variant: 'replyflow, 1 worker, variant',
 };
 
 /** Whether the contender is replyflow itself, bound by its promises (per-phone order). */
-export const isReplyflow = (contender: WorkerContender): boolean => contender !== 'noop' && contender !== 'raw';
+export const isReplyflow = (contender: WorkerContender): boolean => contender.startsWith('replyflow') || contender === 'variant';
 
 /** The contenders of a run, in the order of its first round. */
 export const workerContendersOf = (config: Pick<BenchContext['config'], 'workerVariant'>): WorkerContender[] => [
@@ -72,12 +74,14 @@ export interface WorkerResult {
   ratios: {
     /** replyflow (1 worker) over the raw worker doing the same POST: the target. */
     replyflowOverRaw: number;
+    /** replyflow (1 worker) over the raw worker making its POST with replyflow's own function: what replyflow adds beyond the POST. */
+    replyflowOverRawSameClient: number;
     replyflowOverNoop: number;
     rawOverNoop: number;
     replyflow2OverRaw: number;
     /** The variant over replyflow with 1 worker (median of the rounds): what its settings change. */
     variantOverReplyflow?: number;
-    perRound: { round: number; replyflowOverRaw: number; variantOverReplyflow?: number }[];
+    perRound: { round: number; replyflowOverRaw: number; replyflowOverRawSameClient: number; variantOverReplyflow?: number }[];
   };
   otherCores: number;
   problems: string[];
@@ -142,7 +146,13 @@ export function drainFigures(drain: Drain, events: number) {
   };
 }
 
-async function drainRaw(ctx: BenchContext, mode: 'noop' | 'post', receiver: CountingReceiver): Promise<Drain> {
+/** The raw worker's modes: nothing, undici's `request` as a developer would write it, or replyflow's own POST function. */
+type RawMode = 'noop' | 'post' | 'replyflow-post';
+
+/** replyflow's POST function, which the raw worker's `replyflow-post` mode imports. */
+const replyflowPostModule = fileURLToPath(new URL('../apps/worker/dist/engine/http-post.js', import.meta.url));
+
+async function drainRaw(ctx: BenchContext, mode: RawMode, receiver: CountingReceiver): Promise<Drain> {
   const { config, redis } = ctx;
   await enqueueRaw(ctx, config.events);
   const env = {
@@ -153,6 +163,7 @@ async function drainRaw(ctx: BenchContext, mode: 'noop' | 'post', receiver: Coun
     MODE: mode,
     FORWARD_URL: receiver.url,
     TARGET: String(config.events),
+    POST_MODULE: replyflowPostModule,
   };
   const worker = await startNode(`raw-worker-${mode}`, baselineScript('raw-worker'), env, { ready: /raw worker started/ });
   // From the moment the worker is ready (its start-up excluded, as for replyflow) to the drain's end.
@@ -227,8 +238,8 @@ async function measure(ctx: BenchContext, contender: WorkerContender, roundNo: n
     const drain =
       contender === 'noop'
         ? await drainRaw(ctx, 'noop', receiver)
-        : contender === 'raw'
-          ? await drainRaw(ctx, 'post', receiver)
+        : contender === 'raw' || contender === 'rawSameClient'
+          ? await drainRaw(ctx, contender === 'raw' ? 'post' : 'replyflow-post', receiver)
           : await drainReplyflow(ctx, contender === 'replyflow2' ? 2 : 1, receiver, contender === 'variant' ? variantTarget(ctx) : undefined);
     // Wait a moment for stray repeats, which a correct pipeline never sends.
     await sleep(200);
@@ -275,7 +286,7 @@ export async function runWorker(ctx: BenchContext): Promise<WorkerResult> {
     `worker: ${config.events} events over ${config.phones} phones, concurrency ${config.workerConcurrency}, ${config.workerRounds} round(s) of ${all.length} contenders` +
       (config.workerVariant ? ` (variant: ${JSON.stringify(config.workerVariant)})` : ''),
   );
-  const runs: Record<WorkerContender, WorkerRun[]> = { noop: [], raw: [], replyflow1: [], replyflow2: [], variant: [] };
+  const runs: Record<WorkerContender, WorkerRun[]> = { noop: [], raw: [], rawSameClient: [], replyflow1: [], replyflow2: [], variant: [] };
   const problems: string[] = [];
   for (let r = 1; r <= config.workerRounds; r++) {
     const order = all.map((_, i) => all[(i + r - 1) % all.length] as WorkerContender);
@@ -294,6 +305,7 @@ export async function runWorker(ctx: BenchContext): Promise<WorkerResult> {
   const perRound = Array.from({ length: config.workerRounds }, (_, i) => ({
     round: i + 1,
     replyflowOverRaw: over('replyflow1', 'raw', i),
+    replyflowOverRawSameClient: over('replyflow1', 'rawSameClient', i),
     ...(config.workerVariant ? { variantOverReplyflow: over('variant', 'replyflow1', i) } : {}),
   }));
   const contenders = Object.fromEntries(all.map((c) => [c, summarize(WORKER_LABELS[c], runs[c])])) as WorkerResult['contenders'];
@@ -307,6 +319,7 @@ export async function runWorker(ctx: BenchContext): Promise<WorkerResult> {
     ...(config.workerVariant ? { variantSettings: config.workerVariant } : {}),
     ratios: {
       replyflowOverRaw: median(perRound.map((p) => p.replyflowOverRaw)),
+      replyflowOverRawSameClient: median(perRound.map((p) => p.replyflowOverRawSameClient)),
       ...(config.workerVariant ? { variantOverReplyflow: median(perRound.map((p) => p.variantOverReplyflow!)) } : {}),
       replyflowOverNoop: rate('replyflow1') / rate('noop'),
       rawOverNoop: rate('raw') / rate('noop'),

@@ -1,9 +1,13 @@
 // The worker baselines: a plain BullMQ Worker at replyflow's concurrency, either
-// doing the same POST as replyflow's forward workflow (undici, keep-alive, one
-// pool of CONCURRENCY connections, the same timeouts) or nothing at all
-// (BullMQ's own ceiling). No lanes, so no per-phone order. Its traceparent is
-// made as replyflow makes it (newSpanId), so both pay the same for it. Env: REDIS_URL,
-// QUEUE, PREFIX, CONCURRENCY, MODE (post | noop), FORWARD_URL, TARGET.
+// doing the same POST as replyflow's forward workflow (the same request on the
+// wire: undici, keep-alive, one pool of CONCURRENCY connections, the same
+// deadline) or nothing at all (BullMQ's own ceiling). MODE=post makes the POST
+// with undici's `request`, as its documentation shows; MODE=replyflow-post with
+// replyflow's own postJson (POST_MODULE, apps/worker/dist/engine/http-post.js),
+// which dispatches with a handler of its own. No lanes, so no per-phone order.
+// Its traceparent is made as replyflow makes it (newSpanId), so both pay the
+// same for it. Env: REDIS_URL, QUEUE, PREFIX, CONCURRENCY, MODE (post |
+// replyflow-post | noop), FORWARD_URL, TARGET, POST_MODULE.
 import { newSpanId } from '@replyflow/shared';
 import { Worker, type Job } from 'bullmq';
 import { Redis } from 'ioredis';
@@ -15,7 +19,7 @@ interface ForwardBody {
   [key: string]: unknown;
 }
 
-const mode = process.env.MODE === 'noop' ? 'noop' : 'post';
+const mode = process.env.MODE ?? 'post';
 const concurrency = Number(process.env.CONCURRENCY ?? 32);
 const target = Number(process.env.TARGET ?? 0);
 const forwardUrl = process.env.FORWARD_URL ?? '';
@@ -34,16 +38,24 @@ async function post(job: Job<ForwardBody>): Promise<void> {
   }
 }
 
+type PostJson = (agent: Agent, url: string, headers: Record<string, string>, body: string, timeoutMs: number) => Promise<unknown>;
+const replyflowPost: PostJson | undefined =
+  mode === 'replyflow-post' ? ((await import(process.env.POST_MODULE ?? '')) as { postJson: PostJson }).postJson : undefined;
+
+function headersOf(job: Job<ForwardBody>): Record<string, string> {
+  return {
+    'content-type': 'application/json',
+    'webhook-id': job.data.id,
+    'webhook-timestamp': String(Math.floor(Date.now() / 1000)),
+    // As replyflow's forward does: the trace from the event id, span ids from a pooled random draw.
+    traceparent: `00-${job.data.id.slice(0, 32)}-${newSpanId()}-01`,
+  };
+}
+
 async function postOnce(job: Job<ForwardBody>, body: string, signal: AbortSignal): Promise<void> {
   const response = await request(forwardUrl, {
     method: 'POST',
-    headers: {
-      'content-type': 'application/json',
-      'webhook-id': job.data.id,
-      'webhook-timestamp': String(Math.floor(Date.now() / 1000)),
-      // As replyflow's forward does: the trace from the event id, span ids from a pooled random draw.
-      traceparent: `00-${job.data.id.slice(0, 32)}-${newSpanId()}-01`,
-    },
+    headers: headersOf(job),
     body,
     dispatcher: agent,
     signal,
@@ -61,7 +73,8 @@ const worker = new Worker<ForwardBody>(
   process.env.QUEUE ?? 'forward',
   async (job) => {
     if (firstStart === 0) firstStart = Date.now();
-    if (mode === 'post') await post(job);
+    if (replyflowPost) await replyflowPost(agent, forwardUrl, headersOf(job), JSON.stringify(job.data), timeoutMs);
+    else if (mode === 'post') await post(job);
   },
   { connection, prefix: process.env.PREFIX ?? 'bull', concurrency },
 );
