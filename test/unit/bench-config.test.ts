@@ -4,11 +4,11 @@ import { loadBenchConfig } from '../../bench/lib/config.js';
 import { isReplyflow, workerContendersOf } from '../../bench/worker.js';
 
 describe('npm run bench settings', () => {
-  test('BENCH_WORKER_VARIANT adds a fifth worker contender with those settings', () => {
+  test('BENCH_WORKER_VARIANT adds a worker contender with those settings', () => {
     const config = loadBenchConfig({ BENCH_WORKER_VARIANT: '{"WORKER_CONCURRENCY":"64","LOG_LEVEL":"debug"}' });
     assert.deepEqual(config.workerVariant, { WORKER_CONCURRENCY: '64', LOG_LEVEL: 'debug' });
-    assert.deepEqual(workerContendersOf(config), ['noop', 'raw', 'replyflow1', 'replyflow2', 'variant']);
-    assert.deepEqual(workerContendersOf(loadBenchConfig({})), ['noop', 'raw', 'replyflow1', 'replyflow2']);
+    assert.deepEqual(workerContendersOf(config), ['noop', 'raw', 'rawSameClient', 'replyflow1', 'replyflow2', 'variant']);
+    assert.deepEqual(workerContendersOf(loadBenchConfig({})), ['noop', 'raw', 'rawSameClient', 'replyflow1', 'replyflow2']);
     // The variant is replyflow: a delivery out of its phone's order is a problem of the run.
     assert.deepEqual(workerContendersOf(config).filter(isReplyflow), ['replyflow1', 'replyflow2', 'variant']);
   });
