@@ -124,23 +124,36 @@ describe('postJson', () => {
     }
   });
 
-  test('a request still waiting for a connection at its deadline fails then and is never sent', async () => {
+  test('requests still waiting for a connection at their deadline fail then, are never sent, and cost no connection', async () => {
     const oneConnection = createHttpAgent(1);
-    const receiver = await startReceiver((_req, count) => (count === 1 ? { status: 200, delayMs: 1_500 } : { status: 200 }));
+    const received: unknown[] = [];
+    let connections = 0;
+    const { url, server } = await serve((req, res) => {
+      const chunks: Buffer[] = [];
+      req.on('data', (chunk: Buffer) => chunks.push(chunk));
+      req.on('end', () => {
+        const body = JSON.parse(Buffer.concat(chunks).toString()) as { n: number };
+        received.push(body.n);
+        setTimeout(() => res.writeHead(200).end(), body.n === 1 ? 1_000 : 0);
+      });
+    });
+    server.on('connection', () => connections++);
     try {
-      const first = postJson(oneConnection, receiver.url, {}, '{"n":1}', 5_000);
-      await receiver.waitFor(1, 5_000);
+      const first = postJson(oneConnection, url, {}, '{"n":1}', 5_000);
       const started = Date.now();
-      const error = await rejection(postJson(oneConnection, receiver.url, {}, '{"n":2}', 300));
-      assert.ok(error instanceof TransientError);
-      assert.equal(error.kind, 'timeout');
-      assert.ok(Date.now() - started < 1_000, `failed after ${Date.now() - started} ms, not at its deadline`);
+      const queued = Array.from({ length: 5 }, (_, i) => rejection(postJson(oneConnection, url, {}, `{"n":${i + 2}}`, 300)));
+      for (const error of await Promise.all(queued)) {
+        assert.ok(error instanceof TransientError);
+        assert.equal(error.kind, 'timeout');
+      }
+      assert.ok(Date.now() - started < 800, `failed after ${Date.now() - started} ms, not at their deadline`);
       assert.deepEqual(await first, { status: 200 });
-      await new Promise((resolve) => setTimeout(resolve, 200));
-      assert.deepEqual(receiver.requests.map((r) => r.json.n), [1]);
+      assert.deepEqual(await postJson(oneConnection, url, {}, '{"n":7}', 5_000), { status: 200 });
+      assert.deepEqual(received, [1, 7]);
+      assert.equal(connections, 1);
     } finally {
       await oneConnection.close();
-      await receiver.close();
+      await close(server);
     }
   });
 

@@ -96,9 +96,11 @@ class Exchange implements Dispatcher.DispatchHandler {
   }
 
   onRequestStart(controller: Dispatcher.DispatchController): void {
-    // A deadline passed while the request waited for a connection: never send it.
-    if (this.settled) controller.abort(new errors.RequestAbortedError());
-    else this.controller = controller;
+    // A deadline passed while the request waited for a connection: never send
+    // it. Throwing fails it before it is written and keeps the connection for
+    // the next request; controller.abort() would destroy the connection.
+    if (this.settled) throw new errors.RequestAbortedError();
+    this.controller = controller;
   }
 
   onResponseStart(_controller: Dispatcher.DispatchController, statusCode: number, headers: Record<string, string | string[] | undefined>): void {
