@@ -1,7 +1,6 @@
 // The worker baselines: a plain BullMQ Worker at replyflow's concurrency, either
 // doing the same POST as replyflow's forward workflow (the same request on the
-// wire: undici, keep-alive, one pool of CONCURRENCY connections, the same
-// deadline) or nothing at all (BullMQ's own ceiling). MODE=post makes the POST
+// wire: undici, keep-alive, CONCURRENCY POSTs in flight, the same deadline) or nothing at all (BullMQ's own ceiling). MODE=post makes the POST
 // with undici's `request`, as its documentation shows; MODE=replyflow-post with
 // replyflow's own postJson (POST_MODULE, apps/worker/dist/engine/http-post.js),
 // which dispatches with a handler of its own. No lanes, so no per-phone order.

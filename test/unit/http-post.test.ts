@@ -2,12 +2,13 @@ import assert from 'node:assert/strict';
 import { createServer, type RequestListener, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { after, describe, test } from 'node:test';
+import { Agent } from 'undici';
 import { PermanentError, RetryAfterError, TransientError } from '@replyflow/shared';
 import { createHttpAgent, postJson } from '../../apps/worker/src/engine/http-post.js';
 import { freePort } from '../helpers/free-port.js';
 import { startReceiver } from '../helpers/receiver.js';
 
-const agent = createHttpAgent(4);
+const agent = createHttpAgent();
 after(() => agent.close());
 
 async function serve(listener: RequestListener): Promise<{ url: string; server: Server }> {
@@ -125,7 +126,7 @@ describe('postJson', () => {
   });
 
   test('requests still waiting for a connection at their deadline fail then, are never sent, and cost no connection', async () => {
-    const oneConnection = createHttpAgent(1);
+    const oneConnection = new Agent({ connections: 1 });
     const received: unknown[] = [];
     let connections = 0;
     const { url, server } = await serve((req, res) => {
@@ -153,6 +154,26 @@ describe('postJson', () => {
       assert.equal(connections, 1);
     } finally {
       await oneConnection.close();
+      await close(server);
+    }
+  });
+
+  test("the worker's pool takes as many POSTs at once as its jobs make: none waits for a connection", async () => {
+    // Two queues' worth of jobs at the default WORKER_CONCURRENCY, an inline attempt and a retry each.
+    const inFlight = 64;
+    let connections = 0;
+    const { url, server } = await serve((req, res) => {
+      req.resume();
+      setTimeout(() => res.writeHead(200).end(), 600);
+    });
+    server.on('connection', () => connections++);
+    const pool = createHttpAgent();
+    try {
+      const results = await Promise.all(Array.from({ length: inFlight }, () => postJson(pool, url, {}, '{}', 1_000)));
+      assert.equal(results.filter((result) => result.status === 200).length, inFlight);
+      assert.equal(connections, inFlight);
+    } finally {
+      await pool.close();
       await close(server);
     }
   });

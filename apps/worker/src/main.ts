@@ -35,7 +35,7 @@ function targetsExist(workflows: readonly unknown[], logger: Logger): boolean {
 runMain(async () => {
   const config = loadConfig('worker');
   const logger = createLogger('worker', config.logLevel);
-  const agent = createHttpAgent(config.workerConcurrency);
+  const agent = createHttpAgent();
   const workflows = await loadWorkflows(config, agent);
   const names = workflows.map((w) => w.name);
   const keyspace = keyspaceOf(config);

@@ -11,10 +11,14 @@ const DISCARDED_BODY_LIMIT = 128 * 1024;
 
 /**
  * One keep-alive connection pool per worker: Node's global fetch costs a worker
- * about 2.5x its throughput here.
+ * about 2.5x its throughput here. Its connections are not capped: the POSTs in
+ * flight are bounded by the jobs in flight (WORKER_CONCURRENCY for each queue
+ * of each shard, inline attempts and workflow jobs alike), and a cap below
+ * that made an attempt wait for a connection of our own, its deadline
+ * running, and fail as a timeout of an endpoint it never reached.
  */
-export function createHttpAgent(connections: number): Agent {
-  return new Agent({ connections, keepAliveTimeout: 10_000, keepAliveMaxTimeout: 60_000 });
+export function createHttpAgent(): Agent {
+  return new Agent({ keepAliveTimeout: 10_000, keepAliveMaxTimeout: 60_000 });
 }
 
 /**
