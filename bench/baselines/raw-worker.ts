@@ -1,7 +1,8 @@
 // The worker baselines: a plain BullMQ Worker at replyflow's concurrency, either
 // doing the same POST as replyflow's forward workflow (the same request on the
-// wire: undici, keep-alive, CONCURRENCY POSTs in flight, the same deadline) or nothing at all (BullMQ's own ceiling). MODE=post makes the POST
-// with undici's `request`, as its documentation shows; MODE=replyflow-post with
+// wire: undici, keep-alive, CONCURRENCY POSTs in flight, the same deadline) or
+// nothing at all (BullMQ's own ceiling). MODE=post makes the POST with
+// undici's `request`, as its documentation shows; MODE=replyflow-post with
 // replyflow's own postJson (POST_MODULE, apps/worker/dist/engine/http-post.js),
 // which dispatches with a handler of its own. No lanes, so no per-phone order.
 // Its traceparent is made as replyflow makes it (newSpanId), so both pay the
