@@ -21,10 +21,22 @@ async function failoverRun(ackReplicas: number): Promise<{ acknowledged: number;
   const cluster = await startRedisCluster({ masters: 3, replicasPerMaster: 1 });
   const receiver = await startReceiver();
   const apps: AppProcess[] = [];
+  let ingestDied: Promise<never> | undefined;
   try {
     const env = { ...cluster.env(), QUEUE_SHARDS: '3', HOST: '127.0.0.1', JOB_LOCK_MS: '3000' };
     const port = await freePort();
-    apps.push(await startProcess('ingest', { ...env, PORT: String(port), METRICS_PORT: '0', WEBHOOK_SECRET: SECRET, REDIS_ACK_REPLICAS: String(ackReplicas) }));
+    const ingest = await startProcess('ingest', { ...env, PORT: String(port), METRICS_PORT: '0', WEBHOOK_SECRET: SECRET, REDIS_ACK_REPLICAS: String(ackReplicas) });
+    apps.push(ingest);
+    // An ingest that dies during the failover fails the run with its last lines, rather than leaving
+    // the clients to retry every event 400 times (seen once in CI: the run hung until its timeout).
+    let ingestGone = false;
+    ingestDied = ingest.waitForExit(3_600_000).then(
+      (status) => {
+        ingestGone = true;
+        return Promise.reject(new Error(`the ingest exited during the run (${JSON.stringify(status)}):\n${ingest.output().split('\n').slice(-30).join('\n')}`));
+      },
+      () => new Promise<never>(() => {}),
+    );
     const url = `http://127.0.0.1:${port}/webhooks/notifyer`;
     const acknowledged = new Set<string>();
     const latencies: number[] = [];
@@ -32,10 +44,10 @@ async function failoverRun(ackReplicas: number): Promise<{ acknowledged: number;
     let next = 0;
     const victim = cluster.liveMasters()[0]!;
     const client = async () => {
-      while (next < total) {
+      while (next < total && !ingestGone) {
         const n = next++;
         const body = JSON.stringify({ ...base, phone_number: `4477015${String(n % 90).padStart(5, '0')}`, user_last_message_time: 1_880_000_000 + n + ackReplicas * 100_000 });
-        for (let tries = 0; tries < 400; tries++) {
+        for (let tries = 0; tries < 400 && !ingestGone; tries++) {
           const started = performance.now();
           const res = await post(url, body, { 'content-type': 'application/json', 'x-webhook-signature': signatureHeader('token', body, SECRET) }).catch(() => undefined);
           if (res && (res.status === 202 || res.status === 200)) {
@@ -60,7 +72,7 @@ async function failoverRun(ackReplicas: number): Promise<{ acknowledged: number;
       await cluster.waitForFailover(victim.port);
       await cluster.restartNode(victim.port);
     })();
-    await Promise.all([...Array.from({ length: 16 }, client), restarted]);
+    await Promise.race([Promise.all([...Array.from({ length: 16 }, client), restarted]), ingestDied]);
     apps.push(await startProcess('worker', { ...env, METRICS_PORT: '0', FORWARD_URL: receiver.url }));
     const deadline = Date.now() + 60_000;
     const delivered = () => new Set(receiver.requests.map((r) => r.json.id as string));
@@ -75,6 +87,7 @@ async function failoverRun(ackReplicas: number): Promise<{ acknowledged: number;
       p99: latencies[Math.floor(latencies.length * 0.99)] ?? 0,
     };
   } finally {
+    ingestDied?.catch(() => {}); // the kill below ends it
     await Promise.allSettled(apps.map((app) => app.kill()));
     await receiver.close();
     await cluster.cleanup();
