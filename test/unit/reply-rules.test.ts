@@ -75,7 +75,7 @@ describe('reply rules: loading', () => {
     ]);
     assert.equal(rules[1]?.debounceMs, 20000);
     assert.deepEqual(rules[1]?.when, { labels: { any: ['shipping'] } });
-    assert.equal(rules[0]?.textPattern?.flags, 'i');
+    assert.equal(rules[0]?.textPattern?.flags, 'iu');
     assert.equal(rules[0]?.textPattern?.source, '^(stop|unsubscribe)$');
   });
 
@@ -99,6 +99,12 @@ describe('reply rules: loading', () => {
       when: { text: { equals: 'STOP' } },
       reply: [{ text: 'bye', delayMs: 0 }],
     });
+  });
+
+  test('a JSON file starting with a byte-order mark loads like one without (as YAML does)', () => {
+    const json = JSON.stringify({ rules: [{ name: 'stop', reply: [{ text: 'bye' }] }] });
+    const withBom = loadReplyRules(writeRules('bom.json', `\uFEFF${json}`));
+    assert.deepEqual(withBom, loadReplyRules(writeRules('no-bom.json', json)));
   });
 
   test('a missing or bare `when` matches everything of its direction', () => {
@@ -141,7 +147,43 @@ describe('reply rules: invalid files', () => {
       name: 'bad regex',
       file: 'regex.yaml',
       content: `rules:\n  - name: a\n${reply}  - name: broken\n    when: { text: { matches: "(stop" } }\n${reply}`,
-      error: 'rule 2 "broken": when.text.matches: not a valid regex: /(stop/: Unterminated group',
+      error: 'rule 2 "broken": when.text.matches: not a valid regex: /(stop/u: Unterminated group',
+    },
+    {
+      name: 'regex valid only without the u flag',
+      file: 'regex-u.yaml',
+      content: `rules:\n  - name: stop\n    when: { text: { matches: "^stop\\\\!$" } }\n${reply}`,
+      error: 'rule 1 "stop": when.text.matches: not a valid regex: /^stop\\!$/u: Invalid escape',
+    },
+    {
+      name: 'empty contains (would match every text)',
+      file: 'contains-empty.yaml',
+      content: `rules:\n  - name: a\n    when: { text: { contains: "" } }\n${reply}`,
+      error: 'rule 1 "a": when.text.contains: expected a non-empty string',
+    },
+    {
+      name: 'labels without a test',
+      file: 'labels-empty.yaml',
+      content: `rules:\n  - name: a\n    when: { labels: {} }\n${reply}`,
+      error: 'rule 1 "a": when.labels: expected at least one of any, all, none',
+    },
+    {
+      name: 'labels.any empty (would never match)',
+      file: 'labels-any-empty.yaml',
+      content: `rules:\n  - name: a\n    when: { labels: { any: [] } }\n${reply}`,
+      error: 'rule 1 "a": when.labels.any: expected a non-empty list of labels',
+    },
+    {
+      name: 'labels.none empty (would test nothing)',
+      file: 'labels-none-empty.yaml',
+      content: `rules:\n  - name: a\n    when: { labels: { none: [] } }\n${reply}`,
+      error: 'rule 1 "a": when.labels.none: expected a non-empty list of labels',
+    },
+    {
+      name: 'blank label (would never match)',
+      file: 'labels-blank.yaml',
+      content: `rules:\n  - name: a\n    when: { labels: { all: [vip, " "] } }\n${reply}`,
+      error: 'rule 1 "a": when.labels.all#2: expected a non-blank label',
     },
     {
       name: 'labels.any not a list of strings',
@@ -248,6 +290,11 @@ describe('reply rules: matching', () => {
     { name: 'matches, case-sensitive', when: { text: { matches: '^stop$' } }, event: { text: 'STOP' }, matches: false },
     { name: 'matches with ignoreCase', when: { text: { matches: '^stop$', ignoreCase: true } }, event: { text: 'STOP' }, matches: true },
     { name: 'matches is a search, not a full match', when: { text: { matches: 'arriv' } }, event: {}, matches: true },
+    { name: 'matches a class of emoji', when: { text: { matches: '^[👍🙏]$' } }, event: { text: '👍' }, matches: true },
+    { name: 'matches: dot is one emoji', when: { text: { matches: '^.$' } }, event: { text: '🙏' }, matches: true },
+    { name: 'matches a Unicode property', when: { text: { matches: '^\\p{L}+$' } }, event: { text: 'olá' }, matches: true },
+    { name: 'matches: \\p is no literal p', when: { text: { matches: '^\\p{L}+$' } }, event: { text: 'p{L}' }, matches: false },
+    { name: 'matches with ignoreCase folds beyond ASCII', when: { text: { matches: '^ſtop$', ignoreCase: true } }, event: { text: 'STOP' }, matches: true },
     { name: 'contains', when: { text: { contains: 'when will' } }, event: {}, matches: true },
     { name: 'contains, case-sensitive', when: { text: { contains: 'WHEN' } }, event: {}, matches: false },
     { name: 'contains with ignoreCase', when: { text: { contains: 'WHEN', ignoreCase: true } }, event: {}, matches: true },

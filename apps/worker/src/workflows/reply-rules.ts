@@ -47,7 +47,7 @@ export interface ReplyRule {
   when: ReplyWhen;
   debounceMs?: number;
   reply: ReplyMessage[];
-  /** `when.text.matches`, compiled once at load (with `i` when `ignoreCase`). */
+  /** `when.text.matches`, compiled once at load (flag `u`, and `i` when `ignoreCase`). */
   textPattern?: RegExp;
 }
 
@@ -76,16 +76,16 @@ const expected = (what: string) => ({
 
 const nonNegativeInt = z.int(expected('a non-negative integer')).min(0, { error: 'expected a non-negative integer' });
 const nonEmptyString = z.string(expected('a non-empty string')).min(1, { error: 'expected a non-empty string' });
-const stringList = z.custom<string[]>(
-  (value) => Array.isArray(value) && value.every((item) => typeof item === 'string'),
-  expected('an array of strings'),
-);
+// Labels compare trimmed: an empty list or a blank label would make its test always or never hold.
+const label = z.string(expected('a string')).refine((text) => text.trim() !== '', { error: 'expected a non-blank label' });
+const labelList = z.array(label, expected('an array of strings')).min(1, { error: 'expected a non-empty list of labels' });
 
 const textTestSchema = z
   .strictObject(
     {
       matches: z.string(expected('a string (a regular expression)')).optional(),
-      contains: z.string(expected('a string')).optional(),
+      // "" is in every text: the test would always hold.
+      contains: nonEmptyString.optional(),
       equals: z.string(expected('a string')).optional(),
       ignoreCase: z.boolean(expected('true or false')).optional(),
     },
@@ -101,7 +101,10 @@ const whenSchema = z.strictObject(
     messageType: nonEmptyString.optional(),
     text: textTestSchema.optional(),
     labels: z
-      .strictObject({ any: stringList.optional(), all: stringList.optional(), none: stringList.optional() }, expected('an object with any, all or none'))
+      .strictObject({ any: labelList.optional(), all: labelList.optional(), none: labelList.optional() }, expected('an object with any, all or none'))
+      .refine((test) => test.any !== undefined || test.all !== undefined || test.none !== undefined, {
+        error: 'expected at least one of any, all, none',
+      })
       .optional(),
     firstContact: z.literal(true, { error: 'expected true (leave it out otherwise)' }).optional(),
   },
@@ -152,7 +155,8 @@ function readDocument(path: string): unknown {
     throw new RulesError(path, `cannot read file (${code})`);
   }
   try {
-    return extension === '.json' ? JSON.parse(source) : parseYaml(source);
+    // Windows editors start files with a byte-order mark; the YAML parser skips it, JSON.parse does not.
+    return extension === '.json' ? JSON.parse(source.replace(/^\uFEFF/, '')) : parseYaml(source);
   } catch (error) {
     // yaml's messages continue with a code frame after the first line.
     const reason = ((error as Error).message.split('\n')[0] ?? '').replace(/:$/, '');
@@ -196,11 +200,16 @@ function compileRule(file: string, rule: ReplyRule, index: number): ReplyRule {
   const matches = rule.when.text?.matches;
   if (matches === undefined) return rule;
   try {
-    return { ...rule, textPattern: new RegExp(matches, rule.when.text?.ignoreCase ? 'i' : '') };
+    return { ...rule, textPattern: compilePattern(matches, rule.when.text?.ignoreCase) };
   } catch (error) {
     const reason = (error as Error).message.replace(/^Invalid regular expression: /, '');
     throw new RulesError(file, `rule ${index + 1} ${JSON.stringify(rule.name)}: when.text.matches: not a valid regex: ${reason}`);
   }
+}
+
+// Unicode mode: WhatsApp text is full of emoji and accents, which `.`, classes and `\\p{…}` must see as characters.
+function compilePattern(matches: string, ignoreCase: boolean | undefined): RegExp {
+  return new RegExp(matches, ignoreCase ? 'iu' : 'u');
 }
 
 function rejectDuplicateNames(file: string, rules: ReplyRule[]): void {
@@ -236,7 +245,7 @@ function textHolds(test: TextTest, pattern: RegExp | undefined, text: string): b
   if (test.equals !== undefined && fold(text) !== fold(test.equals)) return false;
   if (test.contains !== undefined && !fold(text).includes(fold(test.contains))) return false;
   // Loaded rules carry the compiled pattern; a hand-built rule gets one compiled here.
-  const regex = pattern ?? (test.matches !== undefined ? new RegExp(test.matches, test.ignoreCase ? 'i' : '') : undefined);
+  const regex = pattern ?? (test.matches !== undefined ? compilePattern(test.matches, test.ignoreCase) : undefined);
   return regex === undefined || regex.test(text);
 }
 
