@@ -1,4 +1,7 @@
 import assert from 'node:assert/strict';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { describe, test } from 'node:test';
 import { get } from '../helpers/http.js';
 import { loadFixture, withMessageTime } from '../helpers/fixtures.js';
@@ -29,6 +32,26 @@ describe('user workflows from WORKFLOWS', () => {
       await vip.close();
     }
   });
+
+  // Port 1 answers nothing: a worker that got as far as Redis would not exit at once with a config error.
+  const modules: [string, string, RegExp][] = [
+    ['named like the events queue', `export const reserved = { name: 'events', run: async () => {} };`, /export "reserved": workflow name "events"/],
+    ['with a negative rate limit', `export default { name: 'a', rateLimit: { name: 'x', perSecond: -5 }, run: async () => {} };`, /rateLimit\.perSecond/],
+  ];
+  for (const [what, source, error] of modules) {
+    test(`a workflow ${what} stops the worker with one line naming WORKFLOWS, before Redis`, async () => {
+      const dir = mkdtempSync(join(tmpdir(), 'workflows-'));
+      try {
+        const path = join(dir, 'workflows.mjs');
+        writeFileSync(path, source);
+        const result = await runToExit('worker', { WORKFLOWS: path, REDIS_URL: 'redis://127.0.0.1:1', METRICS_PORT: '0' }, 10_000);
+        assert.equal(result.code, 1);
+        assert.match(result.stderr, new RegExp(`^config error: WORKFLOWS: ${path}, .*${error.source}.*\\n$`));
+      } finally {
+        rmSync(dir, { recursive: true, force: true });
+      }
+    });
+  }
 
   test('a module without workflows is a configuration error naming WORKFLOWS', async () => {
     const result = await runToExit('worker', { WORKFLOWS: 'package.json' }, 10_000);

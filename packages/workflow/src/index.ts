@@ -58,18 +58,38 @@ export interface WorkflowDefinition {
 export type Workflow = Readonly<WorkflowDefinition>;
 
 const NAME = /^[a-z][a-z0-9-]{0,62}$/;
+const CALLBACKS = ['match', 'key', 'debounce'] as const;
 
-export function defineWorkflow(definition: WorkflowDefinition): Workflow {
-  if (!NAME.test(definition.name) || RESERVED_QUEUES.includes(definition.name)) {
-    throw new TypeError(`workflow name "${definition.name}": use lowercase letters, digits and dashes (not "events" or "dead-letter")`);
+/**
+ * What is wrong with a workflow definition, in one line, or undefined when
+ * nothing is. The worker checks every workflow a WORKFLOWS module exports with
+ * it, since a module may build them without defineWorkflow.
+ */
+export function workflowProblem(value: unknown): string | undefined {
+  if (typeof value !== 'object' || value === null || Array.isArray(value)) return 'not a workflow (make it with defineWorkflow)';
+  const definition = value as Partial<Record<keyof WorkflowDefinition, unknown>>;
+  const { name, rateLimit, retries } = definition;
+  if (typeof name !== 'string' || !NAME.test(name)) {
+    return `workflow name ${JSON.stringify(name)}: use lowercase letters, digits and dashes, starting with a letter, at most 63`;
   }
-  if (typeof definition.run !== 'function') throw new TypeError(`workflow "${definition.name}": run must be a function`);
-  if (definition.retries !== undefined && !(Number.isInteger(definition.retries) && definition.retries > 0)) {
-    throw new TypeError(`workflow "${definition.name}": retries must be a positive integer`);
+  if (RESERVED_QUEUES.includes(name)) return `workflow name "${name}" is taken by replyflow's own queue`;
+  const problem = (detail: string) => `workflow "${name}": ${detail}`;
+  if (typeof definition.run !== 'function') return problem('run must be a function');
+  const notFunction = CALLBACKS.find((callback) => definition[callback] !== undefined && typeof definition[callback] !== 'function');
+  if (notFunction) return problem(`${notFunction} must be a function`);
+  if (retries !== undefined && !(Number.isInteger(retries) && (retries as number) > 0)) return problem('retries must be a positive integer');
+  if (rateLimit !== undefined) {
+    const { name: limitName, perSecond } = (rateLimit ?? {}) as Partial<Record<keyof RateLimit, unknown>>;
+    if (typeof limitName !== 'string' || limitName === '') return problem('rateLimit.name must be a non-empty string');
+    if (typeof perSecond !== 'number' || !Number.isFinite(perSecond) || perSecond <= 0) {
+      return problem('rateLimit.perSecond must be a number above 0 (leave rateLimit out for no limit)');
+    }
   }
-  return Object.freeze({ ...definition });
+  return undefined;
 }
 
-export function isWorkflow(value: unknown): value is Workflow {
-  return typeof value === 'object' && value !== null && typeof (value as Workflow).name === 'string' && typeof (value as Workflow).run === 'function';
+export function defineWorkflow(definition: WorkflowDefinition): Workflow {
+  const problem = workflowProblem(definition);
+  if (problem) throw new TypeError(problem);
+  return Object.freeze({ ...definition });
 }

@@ -12,6 +12,8 @@ export interface AutoReplyOptions {
   rateLimit: RateLimit | undefined;
 }
 
+export const AUTO_REPLY_WORKFLOW = 'auto-reply';
+
 /**
  * Answers through Notifyer with the first matching rule's messages, in order,
  * each its delay after the previous one was accepted. Every message is its own
@@ -25,7 +27,7 @@ export function autoReplyWorkflow(options: AutoReplyOptions): Workflow {
     postJson(options.agent, options.sendUrl, headers, JSON.stringify(notifyerSendBody(phone, text)), options.timeoutMs);
 
   return defineWorkflow({
-    name: 'auto-reply',
+    name: AUTO_REPLY_WORKFLOW,
     match: (event) => ruleFor(event) !== undefined,
     rateLimit: options.rateLimit,
     debounce: (event) => {

@@ -31,6 +31,8 @@ export function forwardBody(event: WorkflowEvent): string {
   });
 }
 
+export const FORWARD_WORKFLOW = 'forward';
+
 /** POSTs every event to FORWARD_URL, signed the Standard Webhooks way when FORWARD_SECRET is set. */
 export function forwardWorkflow(options: ForwardOptions): Workflow {
   const signer = options.secret ? new Webhook(options.secret) : undefined;
@@ -48,7 +50,7 @@ export function forwardWorkflow(options: ForwardOptions): Workflow {
     return postJson(options.agent, options.url, headers, body, options.timeoutMs);
   };
   return defineWorkflow({
-    name: 'forward',
+    name: FORWARD_WORKFLOW,
     rateLimit: options.rateLimit,
     run: (event, step) => step.run('post', () => post(event)),
   });
