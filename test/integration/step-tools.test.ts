@@ -1,5 +1,6 @@
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
+import type { RedisClient } from '@replyflow/shared';
 import { createStepTools, SleepSignal } from '../../apps/worker/src/engine/step-tools.js';
 import { startRedis } from '../helpers/redis-server.js';
 
@@ -30,6 +31,54 @@ describe('durable steps', () => {
       await replay.flush();
       assert.equal(ran, 1, 'only the new step ran');
       assert.equal((await client.hgetall(stepsKey))['run:c'], '1', 'flush stores it');
+    } finally {
+      await redis.cleanup();
+    }
+  });
+
+  test('steps run side by side are all stored with the next write, and run once', async () => {
+    const redis = await startRedis();
+    try {
+      const client = redis.client();
+      const stepsKey = 'test:steps:onboard.e1';
+      const ran: string[] = [];
+      const workflow = async (steps: Awaited<ReturnType<typeof createStepTools>>) => {
+        await Promise.all([steps.run('crm', async () => ran.push('crm')), steps.run('email', async () => ran.push('email'))]);
+        await steps.sleep('cool-down', 60_000);
+      };
+      await assert.rejects(workflow(await createStepTools({ redis: client, stepsKey })), (error) => error instanceof SleepSignal);
+      const afterSleep = await client.hgetall(stepsKey);
+      assert.equal(afterSleep['run:crm'], '1');
+      assert.equal(afterSleep['run:email'], '2');
+
+      await client.hdel(stepsKey, 'sleep:cool-down');
+      await assert.rejects(workflow(await createStepTools({ redis: client, stepsKey })), (error) => error instanceof SleepSignal);
+      assert.deepEqual(ran, ['crm', 'email'], 'neither ran again');
+    } finally {
+      await redis.cleanup();
+    }
+  });
+
+  test('a step finishing while earlier results are written is stored with the next write', async () => {
+    const redis = await startRedis();
+    try {
+      const client = redis.client();
+      const stepsKey = 'test:steps:onboard.e2';
+      let finishSlowStep: (() => void) | undefined;
+      const finishingSlowStepOnWrite = {
+        hgetall: (key: string) => client.hgetall(key),
+        hset: (key: string, ...fields: string[]) => {
+          finishSlowStep?.();
+          return client.hset(key, ...fields);
+        },
+      } as unknown as RedisClient;
+      const steps = await createStepTools({ redis: finishingSlowStepOnWrite, stepsKey });
+      const slow = steps.run('slow', () => new Promise((resolve) => (finishSlowStep = () => resolve('slow'))));
+      await steps.run('fast', async () => 'fast');
+      await steps.run('next', async () => 'next');
+      await slow;
+      await steps.flush();
+      assert.deepEqual(Object.keys(await client.hgetall(stepsKey)).sort(), ['run:fast', 'run:next', 'run:slow']);
     } finally {
       await redis.cleanup();
     }

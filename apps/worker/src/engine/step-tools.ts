@@ -18,7 +18,7 @@ export interface StepToolsOptions {
 
 /** The steps a workflow sees, and `flush` for the attempt that runs it. */
 export interface DurableSteps extends StepTools {
-  /** Stores the result of the last step run, held back until now (see createStepTools). */
+  /** Stores the results of the steps finished since the last write, held back until now (see createStepTools). */
   flush(): Promise<void>;
   /** Whether the steps hash may hold anything: it did when loaded, or a result has been stored since. */
   readonly stored: boolean;
@@ -30,24 +30,31 @@ export interface DurableSteps extends StepTools {
  *
  * A step's result is stored just before anything else happens: the next step,
  * a sleep, or `flush`, which the attempt calls before a retry or a dead letter.
- * An attempt that completes never stores its last result: finishing deletes
- * the hash in the same script that records the workflow done, so that write
- * would only cost a round trip. Either way the step is in flight, and would
- * run again after a crash, until the next write to Redis: the same as when
- * its result was written at once.
+ * Steps run side by side (`Promise.all`) may all finish before that write, so
+ * every result not yet stored waits for it. An attempt that completes never
+ * stores its last results: finishing deletes the hash in the same script that
+ * records the workflow done, so that write would only cost a round trip.
+ * Either way a step is in flight, and would run again after a crash, until
+ * the next write to Redis: the same as when its result was written at once.
  */
 export async function createStepTools(options: StepToolsOptions): Promise<DurableSteps> {
   const { redis, stepsKey } = options;
   const memo = new Map(Object.entries(await (options.stored ?? redis.hgetall(stepsKey))));
-  let unstored: [string, string] | undefined;
+  const unstored = new Map<string, string>();
   let stored = memo.size > 0;
 
   const store = async (...fields: string[]) => {
-    const all = [...(unstored ?? []), ...fields];
-    if (all.length === 0) return;
+    const results = [...unstored];
+    if (results.length === 0 && fields.length === 0) return;
+    // Taken before the write: a step finishing during it waits for the next one.
+    unstored.clear();
     stored = true;
-    await redis.hset(stepsKey, ...all);
-    unstored = undefined;
+    try {
+      await redis.hset(stepsKey, ...results.flat(), ...fields);
+    } catch (error) {
+      for (const [field, value] of results) unstored.set(field, value);
+      throw error;
+    }
   };
 
   const sleepUntil = async (id: string, at: number) => {
@@ -70,7 +77,7 @@ export async function createStepTools(options: StepToolsOptions): Promise<Durabl
       await options.beforeRun?.(id);
       const result = await fn();
       const serialized = JSON.stringify(result ?? null);
-      unstored = [field, serialized];
+      unstored.set(field, serialized);
       memo.set(field, serialized);
       return result;
     },
