@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
-import type { RedisClient } from '@replyflow/shared';
+import { PermanentError, type RedisClient } from '@replyflow/shared';
 import { createStepTools, SleepSignal } from '../../apps/worker/src/engine/step-tools.js';
 import { startRedis } from '../helpers/redis-server.js';
 
@@ -79,6 +79,22 @@ describe('durable steps', () => {
       await slow;
       await steps.flush();
       assert.deepEqual(Object.keys(await client.hgetall(stepsKey)).sort(), ['run:fast', 'run:next', 'run:slow']);
+    } finally {
+      await redis.cleanup();
+    }
+  });
+
+  test('a step id used twice in one run fails the attempt for good, naming the id', async () => {
+    const redis = await startRedis();
+    try {
+      const steps = await createStepTools({ redis: redis.client(), stepsKey: 'test:steps:notify.e1' });
+      const notified: string[] = [];
+      const notifyAll = async () => {
+        for (const to of ['alice', 'bob']) await steps.run('notify', async () => notified.push(to));
+      };
+      await assert.rejects(notifyAll(), (error) => error instanceof PermanentError && /step id "notify" is used twice/.test(error.message));
+      assert.deepEqual(notified, ['alice']);
+      await assert.rejects(steps.sleep('notify', 0).then(() => steps.sleep('notify', 0)), /step id "notify" is used twice/);
     } finally {
       await redis.cleanup();
     }

@@ -1,4 +1,4 @@
-import type { RedisClient } from '@replyflow/shared';
+import { PermanentError, type RedisClient } from '@replyflow/shared';
 import type { StepTools } from '@replyflow/workflow';
 
 /** Thrown by `step.sleep` to park the job until `wakeAt`; the runner moves the job to delayed. */
@@ -41,6 +41,7 @@ export async function createStepTools(options: StepToolsOptions): Promise<Durabl
   const { redis, stepsKey } = options;
   const memo = new Map(Object.entries(await (options.stored ?? redis.hgetall(stepsKey))));
   const unstored = new Map<string, string>();
+  const usedThisRun = new Set<string>();
   let stored = memo.size > 0;
 
   const store = async (...fields: string[]) => {
@@ -57,8 +58,15 @@ export async function createStepTools(options: StepToolsOptions): Promise<Durabl
     }
   };
 
+  // The second step of an id would find the first one's result and skip its own work.
+  const claim = (field: string, id: string) => {
+    if (usedThisRun.has(field)) throw new PermanentError(`step id "${id}" is used twice in one run: give each step its own id`);
+    usedThisRun.add(field);
+  };
+
   const sleepUntil = async (id: string, at: number) => {
     const field = `sleep:${id}`;
+    claim(field, id);
     let wakeAt = Number(memo.get(field));
     if (!memo.has(field)) {
       wakeAt = at;
@@ -71,14 +79,13 @@ export async function createStepTools(options: StepToolsOptions): Promise<Durabl
   return {
     async run<T>(id: string, fn: () => Promise<T>): Promise<T> {
       const field = `run:${id}`;
+      claim(field, id);
       const stored = memo.get(field);
       if (stored !== undefined) return JSON.parse(stored) as T;
       await store();
       await options.beforeRun?.(id);
       const result = await fn();
-      const serialized = JSON.stringify(result ?? null);
-      unstored.set(field, serialized);
-      memo.set(field, serialized);
+      unstored.set(field, JSON.stringify(result ?? null));
       return result;
     },
     sleep: (id, ms) => sleepUntil(id, Date.now() + ms),
