@@ -99,4 +99,22 @@ describe('durable steps', () => {
       await redis.cleanup();
     }
   });
+
+  test('a stored result replays as it was returned, undefined and null included', async () => {
+    const redis = await startRedis();
+    try {
+      const client = redis.client();
+      const stepsKey = 'test:steps:forward.e3';
+      const results: Record<string, unknown> = { undefined: undefined, null: null, zero: 0, text: '', list: [1, { a: 'b' }] };
+      const first = await createStepTools({ redis: client, stepsKey });
+      for (const [id, result] of Object.entries(results)) assert.equal(await first.run(id, async () => result), result);
+      await first.flush();
+      const replay = await createStepTools({ redis: client, stepsKey });
+      for (const [id, result] of Object.entries(results)) {
+        assert.deepEqual(await replay.run(id, async () => assert.fail(`step ${id} ran again`)), result, id);
+      }
+    } finally {
+      await redis.cleanup();
+    }
+  });
 });

@@ -81,11 +81,11 @@ export async function createStepTools(options: StepToolsOptions): Promise<Durabl
       const field = `run:${id}`;
       claim(field, id);
       const stored = memo.get(field);
-      if (stored !== undefined) return JSON.parse(stored) as T;
+      if (stored !== undefined) return (stored === UNDEFINED ? undefined : JSON.parse(stored)) as T;
       await store();
       await options.beforeRun?.(id);
       const result = await fn();
-      unstored.set(field, JSON.stringify(result ?? null));
+      unstored.set(field, result === undefined ? UNDEFINED : JSON.stringify(result));
       return result;
     },
     sleep: (id, ms) => sleepUntil(id, Date.now() + ms),
@@ -96,3 +96,6 @@ export async function createStepTools(options: StepToolsOptions): Promise<Durabl
     },
   };
 }
+
+// JSON has no undefined: it is stored as the empty string, which no JSON text is.
+const UNDEFINED = '';
