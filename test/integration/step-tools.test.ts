@@ -117,4 +117,27 @@ describe('durable steps', () => {
       await redis.cleanup();
     }
   });
+
+  test('a result that is not JSON-serializable fails the attempt for good, naming the step; the results before it are kept', async () => {
+    const redis = await startRedis();
+    try {
+      const client = redis.client();
+      const stepsKey = 'test:steps:notify-crm.e1';
+      const circular: Record<string, unknown> = { status: 200 };
+      circular.self = circular;
+      const steps = await createStepTools({ redis: client, stepsKey });
+      await steps.run('before', async () => 'done');
+      for (const [id, result] of Object.entries({ circular, bigint: 1n, fn: () => 1 })) {
+        await assert.rejects(
+          steps.run(id, async () => result),
+          (error) => error instanceof PermanentError && error.message.includes(`step "${id}"`) && error.message.includes('JSON-serializable'),
+          id,
+        );
+      }
+      await steps.flush();
+      assert.deepEqual(await client.hgetall(stepsKey), { 'run:before': '"done"' });
+    } finally {
+      await redis.cleanup();
+    }
+  });
 });

@@ -3,12 +3,13 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, test } from 'node:test';
+import { runCli } from '../helpers/cli.js';
 import { get } from '../helpers/http.js';
 import { loadFixture, withMessageTime } from '../helpers/fixtures.js';
 import { metricValue, startPipeline } from '../helpers/pipeline.js';
 import { runToExit } from '../helpers/processes.js';
 import { startReceiver } from '../helpers/receiver.js';
-import { sleep } from '../helpers/wait.js';
+import { sleep, waitUntil } from '../helpers/wait.js';
 
 describe('user workflows from WORKFLOWS', () => {
   test('the example module runs beside the built-in forward, each on its own events', async () => {
@@ -52,6 +53,31 @@ describe('user workflows from WORKFLOWS', () => {
       }
     });
   }
+  test('a step whose result cannot be stored dead-letters the event at once: the step ran once', async () => {
+    const sideEffects = await startReceiver();
+    const p = await startPipeline({
+      workerEnv: { FORWARD_URL: '', WORKFLOWS: 'test/fixtures/unstorable-result-workflow.mjs', UNSTORABLE_URL: sideEffects.url, MAX_ATTEMPTS: '4' },
+    });
+    try {
+      await p.send(withMessageTime(loadFixture('incoming-text').json, 1_820_000_002));
+      const deadLettered = { workflow: 'unstorable-result', outcome: 'dead_lettered' };
+      const metrics = await waitUntil(
+        async () => {
+          const text = (await get(p.workerMetricsUrl)).body;
+          return metricValue(text, 'replyflow_jobs_total', deadLettered) === 1 ? text : undefined;
+        },
+        10_000,
+        () => 'the event was not dead-lettered',
+      );
+      assert.equal(metricValue(metrics, 'replyflow_jobs_total', { workflow: 'unstorable-result', outcome: 'retried' }) ?? 0, 0);
+      assert.equal(sideEffects.requests.length, 1);
+      const [entry] = JSON.parse((await runCli(['dlq', 'list', '--json'], { REDIS_URL: p.redis.url })).stdout);
+      assert.match(entry.lastError, /step "post" ran, but its result cannot be stored: step results must be JSON-serializable/);
+    } finally {
+      await p.stop();
+      await sideEffects.close();
+    }
+  });
 
   test('a module without workflows is a configuration error naming WORKFLOWS', async () => {
     const result = await runToExit('worker', { WORKFLOWS: 'package.json' }, 10_000);

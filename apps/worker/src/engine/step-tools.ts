@@ -85,7 +85,7 @@ export async function createStepTools(options: StepToolsOptions): Promise<Durabl
       await store();
       await options.beforeRun?.(id);
       const result = await fn();
-      unstored.set(field, result === undefined ? UNDEFINED : JSON.stringify(result));
+      unstored.set(field, serializeResult(id, result));
       return result;
     },
     sleep: (id, ms) => sleepUntil(id, Date.now() + ms),
@@ -99,3 +99,23 @@ export async function createStepTools(options: StepToolsOptions): Promise<Durabl
 
 // JSON has no undefined: it is stored as the empty string, which no JSON text is.
 const UNDEFINED = '';
+
+/**
+ * A result that cannot be stored fails the attempt for good: its step has
+ * done its work, and a retry would only do it again and fail the same way.
+ */
+function serializeResult(id: string, result: unknown): string {
+  if (result === undefined) return UNDEFINED;
+  let serialized: string | undefined;
+  try {
+    serialized = JSON.stringify(result);
+  } catch (error) {
+    throw unstorableResult(id, (error as Error).message);
+  }
+  // A function or a symbol has no JSON text at all.
+  if (serialized === undefined) throw unstorableResult(id, `a ${typeof result}`);
+  return serialized;
+}
+
+const unstorableResult = (id: string, reason: string) =>
+  new PermanentError(`step "${id}" ran, but its result cannot be stored: step results must be JSON-serializable (${reason})`);
