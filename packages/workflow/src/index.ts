@@ -17,7 +17,8 @@ export interface StepTools {
   /**
    * Runs `fn` once per event: its result is stored in Redis, so a retried or
    * restarted job returns the stored result instead of running it again.
-   * The result must be JSON-serializable.
+   * The result must be JSON-serializable (or undefined), and `id` used once
+   * per run: otherwise the step throws a `PermanentError`.
    */
   run<T>(id: string, fn: () => Promise<T>): Promise<T>;
   /** Parks the job in Redis for `ms`; no timer, no worker slot. Survives restarts. */
