@@ -140,4 +140,25 @@ describe('durable steps', () => {
       await redis.cleanup();
     }
   });
+
+  test("an engine step is stored like a step, apart from the workflow's steps and without beforeRun", async () => {
+    const redis = await startRedis();
+    try {
+      const client = redis.client();
+      const stepsKey = 'test:steps:auto-reply.e1';
+      const beforeRuns: string[] = [];
+      const beforeRun = async (id: string) => void beforeRuns.push(id);
+      const steps = await createStepTools({ redis: client, stepsKey, beforeRun });
+      assert.equal(await steps.engine('debounce', async () => false), false);
+      assert.equal(await steps.run('debounce', async () => 'sent'), 'sent');
+      await steps.flush();
+      assert.deepEqual(beforeRuns, ['debounce'], 'only the workflow step waited');
+      assert.deepEqual(await client.hgetall(stepsKey), { 'engine:debounce': 'false', 'run:debounce': '"sent"' });
+
+      const resumed = await createStepTools({ redis: client, stepsKey, beforeRun });
+      assert.equal(await resumed.engine('debounce', async () => true), false, 'the stored result, not a new one');
+    } finally {
+      await redis.cleanup();
+    }
+  });
 });

@@ -8,7 +8,7 @@ export class SleepSignal {
 
 export interface StepToolsOptions {
   redis: RedisClient;
-  /** A hash of this job's finished steps: `run:<id>` results, `sleep:<id>` wake times. */
+  /** A hash of this job's finished steps: `run:<id>` results, `sleep:<id>` wake times, `engine:<id>` the engine's own results. */
   stepsKey: string;
   /** Called before each `step.run` (the workflow's shared rate limit). */
   beforeRun?: (id: string) => Promise<void>;
@@ -20,6 +20,8 @@ export interface StepToolsOptions {
 export interface DurableSteps extends StepTools {
   /** Stores the results of the steps finished since the last write, held back until now (see createStepTools). */
   flush(): Promise<void>;
+  /** A step of the engine's own, not the workflow's: stored like `run`'s, without the workflow's `beforeRun`. */
+  engine<T>(id: string, fn: () => Promise<T>): Promise<T>;
   /** Whether the steps hash may hold anything: it did when loaded, or a result has been stored since. */
   readonly stored: boolean;
 }
@@ -76,18 +78,20 @@ export async function createStepTools(options: StepToolsOptions): Promise<Durabl
     if (wakeAt > Date.now()) throw new SleepSignal(wakeAt);
   };
 
+  const runOnce = async <T>(field: string, id: string, fn: () => Promise<T>, beforeRun?: () => Promise<void> | undefined): Promise<T> => {
+    claim(field, id);
+    const stored = memo.get(field);
+    if (stored !== undefined) return (stored === UNDEFINED ? undefined : JSON.parse(stored)) as T;
+    await store();
+    await beforeRun?.();
+    const result = await fn();
+    unstored.set(field, serializeResult(id, result));
+    return result;
+  };
+
   return {
-    async run<T>(id: string, fn: () => Promise<T>): Promise<T> {
-      const field = `run:${id}`;
-      claim(field, id);
-      const stored = memo.get(field);
-      if (stored !== undefined) return (stored === UNDEFINED ? undefined : JSON.parse(stored)) as T;
-      await store();
-      await options.beforeRun?.(id);
-      const result = await fn();
-      unstored.set(field, serializeResult(id, result));
-      return result;
-    },
+    run: (id, fn) => runOnce(`run:${id}`, id, fn, () => options.beforeRun?.(id)),
+    engine: (id, fn) => runOnce(`engine:${id}`, id, fn),
     sleep: (id, ms) => sleepUntil(id, Date.now() + ms),
     sleepUntil,
     flush: () => store(),
