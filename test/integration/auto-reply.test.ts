@@ -165,6 +165,67 @@ describe('auto-reply send failures', () => {
   });
 });
 
+describe('debounce: a later event outside the window', () => {
+  const DEBOUNCE_RULES = `
+rules:
+  - name: chapters
+    when: { text: { contains: "chapter" } }
+    debounceMs: 500
+    reply:
+      - text: "first"
+      - text: "second"
+        delayMs: 2000
+  - name: query
+    when: { text: { contains: "query" } }
+    debounceMs: 300
+    reply:
+      - text: "got it"
+`;
+  const RETRY_PHONE = '447700900503';
+  let failSendsUntil = 0;
+  let p: Pipeline;
+  before(async () => {
+    p = await startPipeline({
+      worker: false,
+      receiver: (req) => ({ status: req.json.to === RETRY_PHONE && Date.now() < failSendsUntil ? 503 : 200 }),
+    });
+    await p.startWorker({ FORWARD_URL: '', REPLY_RULES: rulesFile('debounce.yaml', DEBOUNCE_RULES), NOTIFYER_SEND_URL: p.receiver.url, BACKOFF_BASE_MS: '200' });
+  });
+  after(() => p.stop());
+  const message = (phone: string, text: string) => fresh('incoming-text', { phone_number: phone, labels: '', last_message_of_user: text });
+  // Sends to RETRY_PHONE fail until failSendsUntil: those after it are the accepted ones.
+  const acceptedTo = (phone: string) => p.receiver.requests.filter((r) => r.json.to === phone && (phone !== RETRY_PHONE || r.at >= failSendsUntil));
+  const waitForAccepted = (phone: string, count: number) =>
+    waitUntil(
+      () => (acceptedTo(phone).length >= count ? acceptedTo(phone) : undefined),
+      20_000,
+      () => `accepted: ${acceptedTo(phone).map((r) => r.json.text.body).join(', ')}`,
+    );
+
+  test('does not cancel the rest of a reply already under way', async () => {
+    const phone = '447700900502';
+    await p.send(message(phone, 'chapter one'));
+    // Its window is over and "first" sent; it sleeps until "second".
+    await sleep(1_200);
+    await p.send(message(phone, 'chapter two'));
+    await waitForAccepted(phone, 4);
+    await sleep(500);
+    // The phone's lane runs the second event's reply after the first one's.
+    assert.deepEqual(textsTo(p.receiver.requests, phone), ['first', 'second', 'first', 'second']);
+  });
+
+  test('does not cancel a reply being retried', async () => {
+    failSendsUntil = Date.now() + 2_500;
+    await p.send(message(RETRY_PHONE, 'query one'));
+    // Its window is over; its send fails and is retried.
+    await sleep(1_000);
+    await p.send(message(RETRY_PHONE, 'query two'));
+    await waitForAccepted(RETRY_PHONE, 2);
+    await sleep(1_000);
+    assert.deepEqual(acceptedTo(RETRY_PHONE).map((r) => r.json.text.body), ['got it', 'got it']);
+  });
+});
+
 describe('rules file errors', () => {
   const cases: Array<[string, string, RegExp]> = [
     ['unknown key', 'rules:\n  - name: a\n    when: { text: { contain: "x" } }\n    reply: [{ text: "hi" }]\n', /rule 1 "a".*when\.text.*contain/],

@@ -80,3 +80,6 @@ export const PHONE_MEMORY_SECONDS = 365 * 24 * 3600;
 export const phoneMemoryKey = (shardPrefix: string, phone: string): string => `${shardPrefix}:phone:${phone}`;
 /** Debounce markers follow the workflow's key, not a shard, so a change of QUEUE_SHARDS does not split them. */
 export const debounceKey = (prefix: string, workflow: string, key: string): string => `${prefix}:debounce:${workflow}:{${key}}`;
+/** Set when a later event arrived within the window of the workflow job `jobId`. */
+export const debounceSupersededKey = (prefix: string, workflow: string, key: string, jobId: string): string =>
+  `${debounceKey(prefix, workflow, key)}:superseded:${jobId}`;

@@ -1,7 +1,8 @@
-import { debounceKey, maskPhone, PermanentError, RetryAfterError, type AttemptRecord, type Logger, type RedisClient, type workerMetrics } from '@replyflow/shared';
+import { maskPhone, PermanentError, RetryAfterError, type AttemptRecord, type Logger, type RedisClient, type workerMetrics } from '@replyflow/shared';
 import type { Workflow, WorkflowEvent } from '@replyflow/workflow';
 import { DelayedError } from 'bullmq';
 import { backoffDelayMs } from './backoff.js';
+import { isSuperseded } from './debounce.js';
 import type { SharedRateLimit } from './rate-limit.js';
 import { createStepTools, SleepSignal, type DurableSteps } from './step-tools.js';
 
@@ -93,9 +94,10 @@ export function createAttempts(workflow: Workflow, deps: AttemptDeps) {
       const debounce = workflow.debounce?.(event);
       if (debounce) {
         await step.sleepUntil('debounce', event.receivedAt + debounce.ms);
-        // Superseded only when a later event is named: a marker lost with Redis's data means no later one is known.
-        const latest = await redis.get(debounceKey(deps.queuePrefix, name, debounce.key));
-        superseded = latest !== null && latest !== jobId;
+        // Decided once, when the window ends, and kept with the steps: a later
+        // event arriving after the window must not cancel, on a resumption after
+        // a delay, a retry or a replay, a reply already under way.
+        superseded = await step.engine('debounce', () => isSuperseded(redis, deps.queuePrefix, name, debounce.key, jobId));
       }
       if (!superseded) await workflow.run(event, step);
     } catch (error) {

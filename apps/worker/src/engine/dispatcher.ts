@@ -1,6 +1,5 @@
 import {
   addWorkflowJob,
-  debounceKey,
   defineBatchedScript,
   doneKey,
   phoneMemoryKey,
@@ -22,6 +21,7 @@ import type { Workflow, WorkflowEvent } from '@replyflow/workflow';
 import { DelayedError, type Job, type Queue } from 'bullmq';
 import { stepsKey, type RunAttempt } from './attempt.js';
 import { backoffDelayMs } from './backoff.js';
+import { announceDebounced } from './debounce.js';
 import type { DeadLetters } from './dead-letter.js';
 import { workflowEventOf } from './workflow-event.js';
 import { finishedStepsFate, joinAnswerOf, pushJoinLaneCall, JOIN_LANE_LUA, type JoinAnswer, type LaneExit, type LaneSeat, type Lanes, type StepsFate } from './lanes.js';
@@ -224,7 +224,7 @@ export function createDispatcher(targets: readonly DispatchTarget[], eventsQueue
         // Kept as long as an event is remembered, not just the window: a job may
         // run long after it (a long Retry-After, workers down, a replay).
         const ttlSeconds = Math.max(deps.dedupeTtlSeconds, Math.ceil(debounce.ms / 1000));
-        await redis.set(debounceKey(deps.queuePrefix, workflow.name, debounce.key), seat.member, 'EX', ttlSeconds);
+        await announceDebounced(redis, { queuePrefix: deps.queuePrefix, workflow: workflow.name, debounce, jobId: seat.member, receivedAt: event.receivedAt }, ttlSeconds);
       }
       // A debounced event always waits for later ones: no use trying it now.
       if (answer.state === 'head' && !debounce) inline.push({ target, data, stored: answer.stored });
