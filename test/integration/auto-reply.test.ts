@@ -3,6 +3,7 @@ import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
+import { PHONE_MEMORY_SECONDS } from '@replyflow/shared';
 import { loadFixture, withMessageTime } from '../helpers/fixtures.js';
 import { startPipeline, type Pipeline } from '../helpers/pipeline.js';
 import { runToExit } from '../helpers/processes.js';
@@ -11,6 +12,14 @@ import { sleep, waitUntil } from '../helpers/wait.js';
 
 const RULES = `
 rules:
+  - name: welcome
+    when: { firstContact: true, text: { equals: "remember me?" } }
+    reply:
+      - text: "Nice to meet you."
+  - name: returning
+    when: { text: { equals: "remember me?" } }
+    reply:
+      - text: "Welcome back."
   - name: unsubscribe
     when: { text: { matches: "^(stop|unsubscribe)$", ignoreCase: true } }
     reply:
@@ -115,6 +124,26 @@ describe('auto-replies (contract section 8)', () => {
     await redis.del(marker);
     await sleep(2_500);
     assert.deepEqual(textsTo(p.receiver.requests, phone), ['Got all your parts.']);
+  });
+
+  test('firstContact: a phone is remembered for a year after its last incoming message, not its first', async () => {
+    const phone = '447700900207';
+    const ask = async (replies: number) => {
+      await p.send(fresh('incoming-text', { phone_number: phone, last_message_of_user: 'remember me?' }));
+      await waitUntil(() => (textsTo(p.receiver.requests, phone).length === replies ? true : undefined), 10_000, () => `no reply ${replies}`);
+    };
+    await ask(1);
+    const redis = p.redis.client();
+    const [memory] = await redis.keys(`*:phone:${phone}`);
+    assert.ok(memory, 'no first-contact record');
+    // As if the first message were almost a year old: the next one must renew the memory.
+    await redis.expire(memory, 2);
+    await ask(2);
+    const ttl = await redis.ttl(memory);
+    assert.ok(ttl > PHONE_MEMORY_SECONDS - 60, `remembered ${ttl} s more after the second message`);
+    await sleep(2_500);
+    await ask(3);
+    assert.deepEqual(textsTo(p.receiver.requests, phone), ['Nice to meet you.', 'Welcome back.', 'Welcome back.']);
   });
 });
 

@@ -7,7 +7,7 @@ export type { NotifyerEvent } from '@replyflow/shared';
 export interface WorkflowEvent extends NotifyerEvent {
   /** When the ingest accepted it (ms since the epoch). */
   receivedAt: number;
-  /** The first incoming event seen from this phone (phones are remembered for a year). */
+  /** The first incoming event seen from this phone (a phone is remembered for a year after its last incoming event). */
   firstContact: boolean;
   /** W3C trace id, kept from the incoming webhook when it carried one. */
   traceId: string;

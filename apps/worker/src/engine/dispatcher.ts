@@ -36,7 +36,9 @@ const OLDER_SHARDS_RECHECK_MS = 250;
 // first contact, then the answers of the workflow lanes it joined on the way
 // (joinLane, lanes.ts). The done record is read once, for the event and every
 // lane. The first-contact SET keeps the event id, so a redone dispatch agrees;
-// it happens only at the head, in acceptance order.
+// it happens only at the head, in acceptance order. SET NX leaves the expiry
+// of a key it finds alone, so an EXPIRE renews it: a phone is remembered for
+// PHONE_MEMORY_SECONDS after its last incoming event, not its first.
 // KEYS: done record, intake lane, the phone's first-contact key, the shard's
 // sequence, then per lane to join its lane, workflow job and steps.
 // ARGV: event id, 1 when the event is incoming, how long a phone is remembered,
@@ -52,6 +54,7 @@ local turn = {'head', 0}
 if ARGV[2] == '1' then
   local previous = redis.call('SET', KEYS[3], ARGV[1], 'NX', 'GET', 'EX', ARGV[3])
   if not previous or previous == ARGV[1] then turn[2] = 1 end
+  if previous then redis.call('EXPIRE', KEYS[3], ARGV[3]) end
 end
 for i = 1, seats do
   local k, a = 3 * i + 2, 3 * i + 1
