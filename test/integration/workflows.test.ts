@@ -79,6 +79,53 @@ describe('user workflows from WORKFLOWS', () => {
     }
   });
 
+  test('a match that throws dead-letters its workflow for that event alone; other workflows and later events go on', async () => {
+    const matched = await startReceiver();
+    const p = await startPipeline({ workerEnv: { WORKFLOWS: 'test/fixtures/throwing-match-workflow.mjs', MATCHED_URL: matched.url } });
+    try {
+      const message = (phone: string, time: number, text: string | null) => ({
+        ...withMessageTime(loadFixture('incoming-text').json, time),
+        phone_number: phone,
+        last_message_of_user: text,
+      });
+      const throwing = (await p.send(message('447700900881', 1_840_000_000, null))).json.id;
+      await p.send(message('447700900881', 1_840_000_001, 'vip order'));
+      await p.send(message('447700900882', 1_840_000_002, 'hello'));
+      await p.receiver.waitFor(3, 10_000);
+      const [vip] = await matched.waitFor(1, 10_000);
+      assert.deepEqual(vip!.json, { phone: '447700900881', text: 'vip order' });
+      const listed = await waitUntil(
+        async () => {
+          const run = await runCli(['dlq', 'list', '--json'], { REDIS_URL: p.redis.url });
+          const entries = JSON.parse(run.stdout) as { id: string; workflow: string; history: { error: string }[] }[];
+          return entries.length > 0 ? entries : undefined;
+        },
+        10_000,
+        () => 'nothing dead-lettered',
+        200,
+      );
+      assert.deepEqual(
+        listed.map(({ id, workflow }) => ({ id, workflow })),
+        [{ id: throwing, workflow: 'vip-words' }],
+      );
+      assert.equal(listed[0]!.history.length, 1);
+      assert.match(listed[0]!.history[0]!.error, /^match threw: /);
+      const metrics = (await get(p.workerMetricsUrl)).body;
+      assert.equal(metricValue(metrics, 'replyflow_jobs_total', { workflow: 'vip-words', outcome: 'dead_lettered' }), 1);
+      assert.ok(!p.worker!.logs().some((line) => line.msg === 'dispatch failed, retrying'), 'a dispatch was retried');
+    } finally {
+      await p.stop();
+      await matched.close();
+    }
+  });
+
+  test('a match that is not a function is a configuration error naming WORKFLOWS and match', async () => {
+    // A port nothing listens on: a worker that wrongly starts must not reach any real Redis.
+    const result = await runToExit('worker', { WORKFLOWS: 'test/fixtures/match-not-a-function.mjs', REDIS_URL: 'redis://127.0.0.1:1', METRICS_PORT: '0' }, 10_000);
+    assert.equal(result.code, 1);
+    assert.match(result.stderr, /WORKFLOWS.*match must be a function/);
+  });
+
   test('a module without workflows is a configuration error naming WORKFLOWS', async () => {
     const result = await runToExit('worker', { WORKFLOWS: 'package.json' }, 10_000);
     assert.equal(result.code, 1);

@@ -16,15 +16,17 @@ import {
   type NotifyerEvent,
   type RedisClient,
   type WorkflowJobData,
+  type workerMetrics,
 } from '@replyflow/shared';
 import type { Workflow, WorkflowEvent } from '@replyflow/workflow';
 import { DelayedError, type Job, type Queue } from 'bullmq';
-import { stepsKey, type RunAttempt } from './attempt.js';
+import { attemptRecord, stepsKey, type RunAttempt } from './attempt.js';
 import { backoffDelayMs } from './backoff.js';
 import { announceDebounced } from './debounce.js';
 import type { DeadLetters } from './dead-letter.js';
 import { workflowEventOf } from './workflow-event.js';
 import { finishedStepsFate, joinAnswerOf, pushJoinLaneCall, JOIN_LANE_LUA, type JoinAnswer, type LaneExit, type LaneSeat, type Lanes, type StepsFate } from './lanes.js';
+import { routeOf, type WorkflowRoute } from './workflow-route.js';
 
 /** How often an event re-checks the phone's old shards after a change of QUEUE_SHARDS. */
 const OLDER_SHARDS_RECHECK_MS = 250;
@@ -76,6 +78,7 @@ export interface DispatcherDeps {
   backoffBaseMs: number;
   lanes: Lanes;
   deadLetters: DeadLetters;
+  metrics: ReturnType<typeof workerMetrics>;
   logger: Logger;
 }
 
@@ -104,8 +107,9 @@ export function createDispatcher(targets: readonly DispatchTarget[], eventsQueue
   const { redis, lanes, prefix } = deps;
   const turnScript = defineBatchedScript(redis, 'replyflowDispatchTurns', TURN_SCRIPT);
   // Workflows that take every event in the phone's order (no match, no key of
-  // their own) join their lanes in the turn's round trip: one call less per event.
-  const joinEarly = targets.filter(({ workflow }) => !workflow.match && !workflow.key);
+  // their own) join their lanes in the turn's round trip: one call less per
+  // event. Not with a debounce: user code that may fail before the lane is joined.
+  const joinEarly = targets.filter(({ workflow }) => !workflow.match && !workflow.key && !workflow.debounce);
 
   // Nothing stores steps under an event job's id. Field '' records nothing: the lane is left early.
   const intakeExitOf = (job: Job<EventJobData>, field: string): LaneExit => ({
@@ -128,6 +132,33 @@ export function createDispatcher(targets: readonly DispatchTarget[], eventsQueue
       field: workflow.name,
       stepsKey: stepsKey(prefix, jobId),
     };
+  };
+
+  const jobDataOf = (job: Job<EventJobData>, event: WorkflowEvent, workflow: Workflow, lane: string): WorkflowJobData => ({
+    eventId: event.id,
+    workflow: workflow.name,
+    receivedAt: job.data.receivedAt,
+    traceId: job.data.traceId,
+    payload: job.data.payload,
+    seq: job.data.seq,
+    lane,
+    firstContact: event.firstContact,
+  });
+
+  /**
+   * A callback of the workflow failed on the event (routeOf): that is the
+   * workflow's permanent failure on this event, not the dispatch's, which
+   * goes on for the other workflows. Retrying the dispatch instead held back
+   * every workflow of the phone for good. A redone dispatch fails the same way
+   * and adds the same entry (its id is fixed).
+   */
+  const deadLetterUnrouted = async (job: Job<EventJobData>, event: WorkflowEvent, workflow: Workflow, error: unknown) => {
+    const record = attemptRecord(error);
+    // The phone's lane, as `key` may be what threw: a replay is ordered there.
+    const lane = laneKey(prefix, workflow.name, event.phone);
+    await deps.deadLetters.add({ ...jobDataOf(job, event, workflow, lane), phone: event.phone, history: [record] });
+    deps.metrics.jobs.inc({ workflow: workflow.name, outcome: 'dead_lettered' });
+    deps.logger.warn({ eventId: event.id, workflow: workflow.name, error: record.error, kind: record.kind }, 'workflow failed, moved to the dead-letter queue');
   };
 
   /**
@@ -207,22 +238,20 @@ export function createDispatcher(targets: readonly DispatchTarget[], eventsQueue
     const inline: InlineRun[] = [];
     for (const target of targets) {
       const { workflow, queue } = target;
+      let route: WorkflowRoute | undefined;
+      try {
+        route = routeOf(workflow, event);
+      } catch (error) {
+        await deadLetterUnrouted(job, event, workflow, error);
+        continue;
+      }
+      if (!route) continue;
       const early = joined.get(target);
-      if (!early && !(workflow.match?.(event) ?? true)) continue;
-      const seat = early?.seat ?? seatFor(workflow, event.id, workflow.key?.(event) ?? event.phone, job.data.seq);
+      const seat = early?.seat ?? seatFor(workflow, event.id, route.key, job.data.seq);
       const answer = early?.answer ?? (await lanes.join(seat));
       if (answer.state === 'finished' || answer.state === 'queued') continue;
-      const data: WorkflowJobData = {
-        eventId: event.id,
-        workflow: workflow.name,
-        receivedAt: job.data.receivedAt,
-        traceId: job.data.traceId,
-        payload: job.data.payload,
-        seq: job.data.seq,
-        lane: seat.lane,
-        firstContact: event.firstContact,
-      };
-      const debounce = workflow.debounce?.(event);
+      const data = jobDataOf(job, event, workflow, seat.lane);
+      const { debounce } = route;
       if (debounce) {
         // Kept as long as an event is remembered, not just the window: a job may
         // run long after it (a long Retry-After, workers down, a replay).

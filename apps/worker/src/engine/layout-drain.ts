@@ -6,6 +6,15 @@ const DRAIN_CHECK_MS = 2000;
 /** waiting, active, delayed: the states of a job that has yet to run (QUEUE_STATES order). */
 const UNFINISHED_COLUMNS = [0, 1, 2];
 
+/** A `key` that throws fails its workflow on the event (the dispatcher dead-letters it), so no lane of it matters. */
+function keyOrPhone(workflow: Workflow, event: WorkflowEvent): string {
+  try {
+    return workflow.key?.(event) ?? event.phone;
+  } catch {
+    return event.phone;
+  }
+}
+
 /**
  * After a change of QUEUE_SHARDS, whether a phone still has events in the
  * retired layout's shards. Its intake lane is read first: an event leaves it
@@ -18,7 +27,7 @@ export function olderShardsCheck(redis: RedisClient, layouts: ShardLayouts, work
     if (!retired || !layouts.isCurrentShard(shardPrefix)) return false;
     const old = retired.shardPrefixOf(event.phone);
     if ((await redis.zcard(laneKey(old, EVENTS_QUEUE, event.phone))) > 0) return true;
-    const sizes = await Promise.all(workflows.map((w) => redis.zcard(laneKey(old, w.name, w.key?.(event) ?? event.phone))));
+    const sizes = await Promise.all(workflows.map((w) => redis.zcard(laneKey(old, w.name, keyOrPhone(w, event)))));
     return sizes.some((size) => size > 0);
   };
 }

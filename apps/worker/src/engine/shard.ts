@@ -68,6 +68,7 @@ export function startShard(deps: ShardDeps): { workers: Worker[]; queues: Queue[
     backoffBaseMs: config.backoffBaseMs,
     lanes,
     deadLetters: deps.deadLetters,
+    metrics: deps.metrics,
     logger,
   });
   // An event job BullMQ failed for stalling too often would head its phone's
