@@ -117,7 +117,7 @@ describe('auto-replies (contract section 8)', () => {
     const phone = '447700900206';
     await p.send(fresh('incoming-text', { phone_number: phone, labels: '', last_message_of_user: 'one part' }));
     const redis = p.redis.client();
-    const marker = `replyflow:debounce:auto-reply:{split:${phone}}`;
+    const marker = `replyflow:debounce-latest:auto-reply:{split:${phone}}`;
     const ttl = await waitUntil(async () => ((await redis.ttl(marker)) > 0 ? redis.ttl(marker) : undefined), 5_000, () => 'no debounce marker');
     // Remembered as long as the event (DEDUPE_TTL_SECONDS), not just the window.
     assert.ok(ttl > 7 * 24 * 3600 - 60, `marker kept ${ttl} s`);

@@ -78,8 +78,14 @@ export function layoutOptionsOf(config: KeyspaceConfig & { dedupeTtlSeconds: num
 export const PHONE_MEMORY_SECONDS = 365 * 24 * 3600;
 /** The phone's first-contact record, in its shard (the dispatcher sets it in the same script as its turn check). */
 export const phoneMemoryKey = (shardPrefix: string, phone: string): string => `${shardPrefix}:phone:${phone}`;
-/** Debounce markers follow the workflow's key, not a shard, so a change of QUEUE_SHARDS does not split them. */
-export const debounceKey = (prefix: string, workflow: string, key: string): string => `${prefix}:debounce:${workflow}:{${key}}`;
+/**
+ * Debounce markers follow the workflow's key, not a shard, so a change of
+ * QUEUE_SHARDS does not split them. `debounce-latest`, not the `debounce` of
+ * earlier versions, whose marker held a bare job id: a worker of such a
+ * version reading the new marker during a rolling upgrade would take every
+ * event for superseded and drop its reply; finding none, it sends it.
+ */
+export const debounceKey = (prefix: string, workflow: string, key: string): string => `${prefix}:debounce-latest:${workflow}:{${key}}`;
 /** Set when a later event arrived within the window of the workflow job `jobId`. */
 export const debounceSupersededKey = (prefix: string, workflow: string, key: string, jobId: string): string =>
   `${debounceKey(prefix, workflow, key)}:superseded:${jobId}`;
