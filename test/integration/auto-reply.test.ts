@@ -32,6 +32,10 @@ rules:
         delayMs: 1500
       - text: "Anything else?"
         delayMs: 500
+  - name: agent-note
+    when: { direction: outgoing, text: { contains: "order" } }
+    reply:
+      - text: "Your order is noted."
   - name: split
     when: { text: { contains: "part" } }
     debounceMs: 1500
@@ -97,6 +101,22 @@ describe('auto-replies (contract section 8)', () => {
     assert.deepEqual(textsTo(p.receiver.requests, stopPhone), ['You are unsubscribed.']);
     assert.deepEqual(textsTo(p.receiver.requests, '447700900203'), []);
     assert.deepEqual(textsTo(p.receiver.requests, '447700900204'), []);
+  });
+
+  test('an outgoing rule answers a person, never its own reply coming back as an outgoing webhook', async () => {
+    const phone = '447700900208';
+    const outgoing = (text: string, byHuman: boolean | undefined) =>
+      fresh('outgoing-agent', { phone_number: phone, last_message_of_bot: text, was_message_by_human: byHuman, send_by: byHuman ? 'agent@shop.example.test' : '' });
+    await p.send(outgoing('About your order #12: it left today.', true));
+    await waitUntil(() => (textsTo(p.receiver.requests, phone).length > 0 ? true : undefined), 10_000, () => 'no reply to the agent');
+    // Notifyer echoes the reply; older payloads say nothing of who wrote it.
+    await p.send(outgoing('Your order is noted.', false));
+    await p.send(outgoing('Your order is noted.', undefined));
+    // A person may send the same words, and is answered.
+    await p.send(outgoing('Your order is noted.', true));
+    await waitUntil(() => (textsTo(p.receiver.requests, phone).length > 1 ? true : undefined), 10_000, () => 'no reply to the agent');
+    await sleep(1_500);
+    assert.deepEqual(textsTo(p.receiver.requests, phone), ['Your order is noted.', 'Your order is noted.']);
   });
 
   test('debounce: several matching messages in the window get one reply, after the last', async () => {

@@ -20,7 +20,13 @@ export const AUTO_REPLY_WORKFLOW = 'auto-reply';
  * durable step, so retries, restarts and duplicates never send one twice.
  */
 export function autoReplyWorkflow(options: AutoReplyOptions): Workflow {
-  const ruleFor = (event: WorkflowEvent) => matchRule(options.rules, event, { firstContact: event.firstContact });
+  const ownTexts = new Set(options.rules.rules.flatMap((rule) => rule.reply.map((message) => message.text)));
+  // Our replies come back as outgoing webhooks: one carrying a text the rules
+  // send, which no person typed, is our own, and answering it from an outgoing
+  // rule would answer itself, without end.
+  const isOwnReply = (event: WorkflowEvent) =>
+    event.direction === 'outgoing' && event.raw.was_message_by_human !== true && ownTexts.has(event.text ?? '');
+  const ruleFor = (event: WorkflowEvent) => (isOwnReply(event) ? undefined : matchRule(options.rules, event, { firstContact: event.firstContact }));
   const headers: Record<string, string> = { 'content-type': 'application/json' };
   if (options.apiKey) headers.authorization = options.apiKey;
   const send = (phone: string, text: string) =>
