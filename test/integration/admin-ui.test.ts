@@ -1,7 +1,6 @@
 import assert from 'node:assert/strict';
-import { existsSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync, readlinkSync } from 'node:fs';
 import { copyFile, mkdir, mkdtemp } from 'node:fs/promises';
-import { connect } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
@@ -33,15 +32,27 @@ const basic = (user: string, password: string) => `Basic ${Buffer.from(`${user}:
 let nextTime = 1_870_000_000;
 const freshEvent = () => withMessageTime(loadFixture('incoming-text').json, nextTime++);
 
-function refusesConnections(port: number): Promise<boolean> {
-  return new Promise((resolve) => {
-    const socket = connect(port, '127.0.0.1');
-    socket.once('connect', () => {
-      socket.destroy();
-      resolve(false);
-    });
-    socket.once('error', (error: NodeJS.ErrnoException) => resolve(error.code === 'ECONNREFUSED'));
-  });
+/**
+ * The TCP ports a process listens on, from /proc: its socket inodes, matched
+ * with the listening sockets of /proc/net/tcp and tcp6. Asking the process,
+ * not the port: another test may take a free port between the pick and the check.
+ */
+function listeningPorts(pid: number): number[] {
+  const inodes = new Set(
+    readdirSync(`/proc/${pid}/fd`).flatMap((fd) => {
+      const target = readlinkSync(`/proc/${pid}/fd/${fd}`, { encoding: 'utf8' });
+      return /^socket:\[(\d+)\]$/.exec(target)?.slice(1) ?? [];
+    }),
+  );
+  return ['/proc/net/tcp', '/proc/net/tcp6'].flatMap((table) =>
+    readFileSync(table, 'utf8')
+      .split('\n')
+      .slice(1)
+      .map((line) => line.trim().split(/\s+/))
+      // local_address is HEX_IP:HEX_PORT, state 0A is LISTEN, the inode is the tenth field.
+      .filter((fields) => fields[3] === '0A' && inodes.has(fields[9] ?? ''))
+      .map((fields) => parseInt(fields[1]!.split(':')[1]!, 16)),
+  );
 }
 
 describe('queue dashboard on ADMIN_PORT (contract section 1)', () => {
@@ -83,9 +94,12 @@ describe('queue dashboard on ADMIN_PORT (contract section 1)', () => {
     const adminPort = await freePort();
     const plain = await startPipeline({ worker: false, ingestEnv: { ADMIN_PORT: String(adminPort) } });
     try {
-      assert.ok(await refusesConnections(adminPort), `something answers on ADMIN_PORT ${adminPort}`);
       const listening = await plain.ingest.waitForLog((log) => log.msg === 'ingest listening', 1_000);
       assert.equal(listening.adminPort, null);
+      const ports = listeningPorts(plain.ingest.pid);
+      const webhookPort = Number(new URL(plain.webhookUrl).port);
+      assert.ok(ports.includes(webhookPort), `the ingest's own port ${webhookPort} is among ${ports.join(', ')}`);
+      assert.ok(!ports.includes(adminPort), `the ingest listens on ADMIN_PORT ${adminPort}`);
     } finally {
       await plain.stop();
     }
