@@ -33,4 +33,29 @@ describe('shared rate limit (FORWARD_RATE_LIMIT)', () => {
       await p.stop();
     }
   });
+
+  // Below 10/s the 10% is less than one request: limit + 1 forwards must span more
+  // than a second at the receiver, however late a worker's first request gets there.
+  for (const limit of [5, 9]) {
+    test(`two workers at ${limit}/s: no second holds more than ${limit}`, async () => {
+      const p = await startPipeline({ workerEnv: { FORWARD_RATE_LIMIT: String(limit) } });
+      try {
+        await p.startWorker();
+        const count = limit * 8;
+        const sends = [];
+        for (let n = 0; n < count; n++) {
+          const phone = `4477012${String(n).padStart(5, '0')}`;
+          sends.push(p.send({ ...withMessageTime(loadFixture('incoming-text').json, 1_840_000_000 + n), phone_number: phone }));
+        }
+        for (const res of await Promise.all(sends)) assert.equal(res.status, 202);
+        const arrivals = (await p.receiver.waitFor(count, 20_000)).map((r) => r.at).sort((a, b) => a - b);
+        let busiestSecond = 0;
+        for (const from of arrivals) busiestSecond = Math.max(busiestSecond, arrivals.filter((at) => at >= from && at < from + 1_000).length);
+        console.log(`rate limit ${limit}/s over two workers: busiest second ${busiestSecond}`);
+        assert.ok(busiestSecond <= Math.floor((limit * 11) / 10), `${busiestSecond} forwards in one second`);
+      } finally {
+        await p.stop();
+      }
+    });
+  }
 });
