@@ -5,6 +5,7 @@ import { request } from 'node:http';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { gzipSync } from 'node:zlib';
+import { signatureHeader } from '@replyflow/shared';
 import { after, before, describe, test } from 'node:test';
 import { get, post } from '../helpers/http.js';
 import { fixtureNames, loadFixture, withMessageTime } from '../helpers/fixtures.js';
@@ -84,6 +85,29 @@ describe('ingest status table (contract section 2)', () => {
       req.on('close', () => resolve());
     });
     assert.equal((await p.send(withMessageTime(text.json, 1_700_000_778))).status, 202);
+  });
+
+  test('a body that arrives in pieces, split inside a UTF-8 character, is read whole', async () => {
+    const body = Buffer.from(JSON.stringify({ ...withMessageTime(text.json, 1_700_000_780), last_message_of_user: 'olá 👋 até já' }));
+    const splitAt = body.indexOf(Buffer.from('👋')) + 2;
+    const answer = await new Promise<{ status: number; body: string }>((resolve, reject) => {
+      const headers = {
+        'content-type': 'application/json',
+        'content-length': String(body.length),
+        'x-webhook-signature': signatureHeader('token', body, SECRET),
+      };
+      const req = request(p.webhookUrl, { method: 'POST', agent: false, headers }, (res) => {
+        let received = '';
+        res.on('data', (chunk: Buffer) => (received += chunk.toString()));
+        res.on('end', () => resolve({ status: res.statusCode ?? 0, body: received }));
+      });
+      req.on('error', reject);
+      req.write(body.subarray(0, splitAt), () => setTimeout(() => req.end(body.subarray(splitAt)), 50));
+    });
+    assert.equal(answer.status, 202, answer.body);
+    const again = await p.send(body);
+    assert.equal(again.status, 200, 'the same bytes sent at once are the same event');
+    assert.equal(again.json.id, JSON.parse(answer.body).id);
   });
 
   test('415 for a non-JSON content type, before the signature', async () => {
