@@ -50,36 +50,55 @@ function traceIdOf(req: Request, eventId: string): string {
   return match?.[1] ?? eventId.slice(0, 32);
 }
 
-/** The contract's checks, in its order: size (body parser), media type, signature, JSON, schema, store. */
+/** What a webhook that passed every check gives the store and the log. */
+interface CheckedWebhook {
+  id: string;
+  phone: string;
+  direction: string;
+  /** The body's text: it parsed as JSON and passed the schema. */
+  payloadJson: string;
+}
+
+/** The contract's checks before the store, in its order: size (body reader), media type, signature, JSON, schema. */
+function checkWebhook(req: Request, deps: WebhookDeps): CheckedWebhook {
+  const body: Buffer = Buffer.isBuffer(req.body) ? req.body : Buffer.alloc(0);
+  if (!isJsonContentType(req.get('content-type'))) {
+    throw new HttpError(415, 'unsupported_media_type', 'Content-Type must be application/json');
+  }
+  if (!verifySignature(deps.signatureMode, req.get('x-webhook-signature'), body, deps.secrets.current())) {
+    throw new HttpError(401, 'invalid_signature', 'X-Webhook-Signature is missing or wrong');
+  }
+  const json = parseJson(body);
+  const parsed = parseNotifyerPayload(json.value);
+  if (!parsed.ok) {
+    throw new HttpError(422, 'invalid_payload', 'the payload does not match the Notifyer webhook schema', {}, {
+      issues: parsed.issues,
+    });
+  }
+  const { id, phone, direction } = parsed.event;
+  return { id, phone, direction, payloadJson: json.text };
+}
+
+/**
+ * Checks, stores once, answers. The parsed payload stays inside checkWebhook:
+ * what the handler keeps while Redis stores the event is a few strings, so
+ * the webhooks in flight at a scavenge leave little for the collector to copy.
+ */
 export function webhookHandler(deps: WebhookDeps) {
   return async (req: Request, res: Response): Promise<void> => {
-    const body: Buffer = Buffer.isBuffer(req.body) ? req.body : Buffer.alloc(0);
-    if (!isJsonContentType(req.get('content-type'))) {
-      throw new HttpError(415, 'unsupported_media_type', 'Content-Type must be application/json');
-    }
-    if (!verifySignature(deps.signatureMode, req.get('x-webhook-signature'), body, deps.secrets.current())) {
-      throw new HttpError(401, 'invalid_signature', 'X-Webhook-Signature is missing or wrong');
-    }
-    const json = parseJson(body);
-    const parsed = parseNotifyerPayload(json.value);
-    if (!parsed.ok) {
-      throw new HttpError(422, 'invalid_payload', 'the payload does not match the Notifyer webhook schema', {}, {
-        issues: parsed.issues,
-      });
-    }
-    const { event } = parsed;
+    const { id, phone, direction, payloadJson } = checkWebhook(req, deps);
     let outcome;
     try {
-      outcome = await deps.store.store(event.id, event.phone, { receivedAt: Date.now(), traceId: traceIdOf(req, event.id), payloadJson: json.text });
+      outcome = await deps.store.store(id, phone, { receivedAt: Date.now(), traceId: traceIdOf(req, id), payloadJson });
     } catch (error) {
-      deps.logger.warn({ eventId: event.id, err: (error as Error).message }, 'could not store event, answering 503');
+      deps.logger.warn({ eventId: id, err: (error as Error).message }, 'could not store event, answering 503');
       throw new HttpError(503, 'unavailable', 'the event store is unavailable, retry later', { 'retry-after': '5' });
     }
     if (outcome === 'queued') {
-      deps.logger.info({ eventId: event.id, phone: maskPhone(event.phone), direction: event.direction }, 'event queued');
+      deps.logger.info({ eventId: id, phone: maskPhone(phone), direction }, 'event queued');
     } else {
-      deps.logger.debug({ eventId: event.id }, 'duplicate event');
+      deps.logger.debug({ eventId: id }, 'duplicate event');
     }
-    deps.answer(res, outcome === 'queued' ? 202 : 200, { status: outcome, id: event.id }, outcome);
+    deps.answer(res, outcome === 'queued' ? 202 : 200, { status: outcome, id }, outcome);
   };
 }
