@@ -138,6 +138,9 @@ describe('ingest status table (contract section 2)', () => {
     const res = await p.send(invalidUtf8);
     assert.equal(res.status, 400);
     assert.equal(res.json.error, 'invalid_json');
+    const empty = await p.send('');
+    assert.equal(empty.status, 400, 'an empty body (Content-Length: 0) is not JSON');
+    assert.equal(empty.json.error, 'invalid_json');
   });
 
   test('422 with issues for a payload that fails the schema', async () => {
