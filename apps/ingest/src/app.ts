@@ -4,7 +4,6 @@ import type { Answer } from './answer.js';
 import type { EventStore } from './event-store.js';
 import { HttpError, toHttpError } from './http-error.js';
 import { webhookHandler } from './routes/webhook.js';
-import { webhookBodyReader } from './webhook-body.js';
 
 export const WEBHOOK_PATH = '/webhooks/notifyer';
 
@@ -24,7 +23,9 @@ export function createApp(deps: AppDeps): express.Express {
   app.disable('x-powered-by');
   app.set('etag', false);
 
-  const readBody = webhookBodyReader(deps.bodyLimitBytes);
+  // Every body is read (up to the limit) whatever its type: the size check comes
+  // first in the contract's order, and the signature is computed on raw bytes.
+  const rawBody = express.raw({ type: () => true, limit: deps.bodyLimitBytes });
   const handleWebhook = webhookHandler(deps);
   // Marks a webhook request for the answer's metrics (answer.ts).
   const timeWebhook = (res: Response) => {
@@ -35,7 +36,7 @@ export function createApp(deps: AppDeps): express.Express {
   // allocations. First in the stack, so no other route is matched before it.
   app.post(WEBHOOK_PATH, (req: Request, res: Response, next: NextFunction) => {
     timeWebhook(res);
-    readBody(req, res, (error?: unknown) => {
+    rawBody(req, res, (error?: unknown) => {
       if (error) return next(error);
       handleWebhook(req, res).catch(next);
     });
