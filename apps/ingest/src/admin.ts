@@ -1,11 +1,11 @@
 import { createHash, timingSafeEqual } from 'node:crypto';
 import type { AddressInfo } from 'node:net';
-import type { Server } from 'node:http';
 import { createBullBoard } from '@bull-board/api';
 import { ExpressAdapter } from '@bull-board/express';
 import { createRedis, type Config, type Logger, type ShardLayouts } from '@replyflow/shared';
 import express, { type NextFunction, type Request, type RequestHandler, type Response } from 'express';
 import { DashboardQueues } from './dashboard-queues.js';
+import { createExpressServer, listen } from './express-server.js';
 
 export const ADMIN_REALM = 'replyflow';
 
@@ -79,9 +79,7 @@ export async function startAdminServer({ config, logger, layouts }: AdminOptions
   timer.unref();
 
   const app = createAdminApp({ user: config.adminUser, password: config.adminPassword, queues, board: serverAdapter, logger });
-  const server: Server = await new Promise((resolve, reject) => {
-    const listening = app.listen(config.adminPort, config.host, (error?: Error) => (error ? reject(error) : resolve(listening)));
-  });
+  const server = await listen(createExpressServer(app), config.adminPort, config.host);
   return {
     port: (server.address() as AddressInfo).port,
     close: async () => {

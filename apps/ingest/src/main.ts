@@ -1,4 +1,3 @@
-import type { Server } from 'node:http';
 import {
   createLogger,
   createRedis,
@@ -19,6 +18,7 @@ import { startAdminServer, type AdminServer } from './admin.js';
 import { createAnswer } from './answer.js';
 import { createApp } from './app.js';
 import { EventStore } from './event-store.js';
+import { createExpressServer, listen } from './express-server.js';
 
 const REDIS_WAIT_AT_START_MS = 5000;
 
@@ -61,9 +61,7 @@ runMain(async () => {
     answer: createAnswer(metrics, () => !server.listening),
     isReady: redisHealth.isUp,
   });
-  const server: Server = await new Promise((resolve, reject) => {
-    const listening = app.listen(config.port, config.host, (error?: Error) => (error ? reject(error) : resolve(listening)));
-  });
+  const server = await listen(createExpressServer(app), config.port, config.host);
   const health = await startHealthServer({
     port: config.metricsPort,
     host: config.host,
