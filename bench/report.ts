@@ -200,12 +200,14 @@ export function renderMarkdown(r: BenchReport): string {
         return `| ${x.label} | ${n0(x.rps)} | ${n1(x.p50Ms)} ms | ${n1(x.p99Ms)} ms | ${n0(x.serverCpuUs)} µs | ${n0(x.redisCpuUs)} µs | ${n0(x.wrkCpuUs)} µs | ${x.runs.map((run) => n0(run.rps)).join(' / ')} |`;
       }),
       '',
-      `All three share the machine's cores with Redis and wrk. CPU per request in all (server + Redis + wrk): ${INGEST_CONTENDERS.map((c) => {
+      `All share the machine's cores with Redis and wrk. CPU per request in all (server + Redis + wrk): ${INGEST_CONTENDERS.map((c) => {
         const x = i.contenders[c];
-        return `${x.label.slice(0, 3)} ${n0(x.serverCpuUs + x.redisCpuUs + x.wrkCpuUs)} µs`;
+        return `${x.label.slice(0, x.label.indexOf(')') + 1)} ${n0(x.serverCpuUs + x.redisCpuUs + x.wrkCpuUs)} µs`;
       }).join(', ')}.`,
       '',
       `c/a = **${n2(i.ratios.cOverA)}**, c/b = **${n2(i.ratios.cOverB)}** (medians of the per-round ratios: ${i.ratios.perRound.map((p) => `${n2(p.cOverA)}/${n2(p.cOverB)}`).join(', ')}).`,
+      '',
+      `c/a′ = ${n2(i.ratios.cOverAPrime)} (rounds ${i.ratios.perRound.map((p) => n2(p.cOverAPrime)).join(', ')}): no target, for scale. (a′) is (a) on the HTTP server replyflow's ingest runs on, whose requests are born with Express's prototypes (\`apps/ingest/src/express-server.ts\`), where \`app.listen\` makes Express swap them on every request; see [docs/performance.md](/docs/performance.md).`,
       '',
     );
   }

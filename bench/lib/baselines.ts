@@ -27,9 +27,10 @@ export function baselineScript(name: Baseline): string {
   return file;
 }
 
-/** Bare Express (contender a) on 127.0.0.1:`port`. */
-export function startBareExpress(port: number, nodeArgs: string[] = []): Promise<NodeProcess> {
-  return startNode('bare-express', baselineScript('bare-express'), { PORT: String(port), HOST: '127.0.0.1' }, { ready: /listening/, nodeArgs });
+/** Bare Express on 127.0.0.1:`port`: contender a on `app.listen`'s server, a′ on the server replyflow's ingest makes. */
+export function startBareExpress(port: number, nodeArgs: string[] = [], server: 'app.listen' | 'app-prototypes' = 'app.listen'): Promise<NodeProcess> {
+  const env = { PORT: String(port), HOST: '127.0.0.1', ...(server === 'app-prototypes' ? { BARE_SERVER: server } : {}) };
+  return startNode(server === 'app.listen' ? 'bare-express' : 'bare-express-app-prototypes', baselineScript('bare-express'), env, { ready: /listening/, nodeArgs });
 }
 
 /** The naive pipeline (contender b) on 127.0.0.1:`port`, storing in `redisUrl`, checking the bench's secret. */
