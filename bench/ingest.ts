@@ -1,6 +1,7 @@
 // Ingest: requests/s and latency at 50 connections for (a) bare Express, (b) the
-// naive pipeline and (c) replyflow's ingest, one process each, alternated in
-// rounds so drift in the machine's speed falls on all three alike.
+// naive pipeline and (c) replyflow's ingest, and (a′) bare Express on the HTTP
+// server the ingest runs on, one process each, alternated in rounds so drift
+// in the machine's speed falls on all alike.
 import { freePort } from '../test/helpers/free-port.js';
 import { startIngest } from './lib/apps.js';
 import { startBareExpress, startNaivePipeline } from './lib/baselines.js';
@@ -173,7 +174,7 @@ function summarize(label: string, runs: IngestRun[]): IngestContenderResult {
 
 export async function runIngest(ctx: BenchContext): Promise<IngestResult> {
   const { config } = ctx;
-  progress(`ingest: starting bare Express, naive pipeline and replyflow ingest (${config.connections} connections, ${config.rounds} rounds of ${config.seconds} s)`);
+  progress(`ingest: starting bare Express, naive pipeline, replyflow ingest and bare Express on replyflow's server (${config.connections} connections, ${config.rounds} rounds of ${config.seconds} s)`);
   const contenders = await startContenders(ctx);
   try {
     for (const contender of contenders) await checkAnswers(ctx, contender);
