@@ -59,7 +59,7 @@ interface CheckedWebhook {
   payloadJson: string;
 }
 
-/** The contract's checks before the store, in its order: size (body reader), media type, signature, JSON, schema. */
+/** The contract's checks before the store, in its order: size (body parser), media type, signature, JSON, schema. */
 function checkWebhook(req: Request, deps: WebhookDeps): CheckedWebhook {
   const body: Buffer = Buffer.isBuffer(req.body) ? req.body : Buffer.alloc(0);
   if (!isJsonContentType(req.get('content-type'))) {
@@ -80,9 +80,8 @@ function checkWebhook(req: Request, deps: WebhookDeps): CheckedWebhook {
 }
 
 /**
- * Checks, stores once, answers. The parsed payload stays inside checkWebhook:
- * what the handler keeps while Redis stores the event is a few strings, so
- * the webhooks in flight at a scavenge leave little for the collector to copy.
+ * Checks, stores once, answers. While Redis stores the event, the handler
+ * holds only what the store and the log need, not the parsed payload.
  */
 export function webhookHandler(deps: WebhookDeps) {
   return async (req: Request, res: Response): Promise<void> => {
