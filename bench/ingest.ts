@@ -23,6 +23,7 @@ export const INGEST_LABELS: Record<IngestContender, string> = {
   replyflow: '(c) replyflow ingest',
   bareAppPrototypes: "(a′) bare Express 5 on replyflow's server",
 };
+const LABEL_WIDTH = Math.max(...Object.values(INGEST_LABELS).map((label) => label.length));
 
 export interface IngestRun {
   round: number;
@@ -194,7 +195,7 @@ export async function runIngest(ctx: BenchContext): Promise<IngestResult> {
         runs[contender.name].push(run);
         problems.push(...problemsOf(contender.name, run, config.connections));
         progress(
-          `ingest round ${r}/${config.rounds}: ${INGEST_LABELS[contender.name].padEnd(22)} ${round(run.rps).toString().padStart(6)} req/s  ` +
+          `ingest round ${r}/${config.rounds}: ${INGEST_LABELS[contender.name].padEnd(LABEL_WIDTH)} ${round(run.rps).toString().padStart(6)} req/s  ` +
             `p50 ${run.p50Ms.toFixed(1)} ms  p99 ${run.p99Ms.toFixed(1)} ms  cpu ${round(run.serverCpuUs)} µs/req  other load ${run.otherCores.toFixed(2)} cores`,
         );
       }
