@@ -3,7 +3,8 @@ import { IncomingMessage, ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { test } from 'node:test';
 import express from 'express';
-import { createExpressServer, listen } from '../../apps/ingest/src/express-server.js';
+import { listen } from '@replyflow/shared';
+import { createExpressServer } from '../../apps/ingest/src/express-server.js';
 import { get, post } from '../helpers/http.js';
 
 test('requests and responses are born with the app prototypes, and Express serves them as ever', async () => {

@@ -2,10 +2,10 @@ import { createHash, timingSafeEqual } from 'node:crypto';
 import type { AddressInfo } from 'node:net';
 import { createBullBoard } from '@bull-board/api';
 import { ExpressAdapter } from '@bull-board/express';
-import { createRedis, type Config, type Logger, type ShardLayouts } from '@replyflow/shared';
+import { createRedis, listen, type Config, type Logger, type ShardLayouts } from '@replyflow/shared';
 import express, { type NextFunction, type Request, type RequestHandler, type Response } from 'express';
 import { DashboardQueues } from './dashboard-queues.js';
-import { createExpressServer, listen } from './express-server.js';
+import { createExpressServer } from './express-server.js';
 
 export const ADMIN_REALM = 'replyflow';
 

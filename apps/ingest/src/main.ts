@@ -13,12 +13,13 @@ import {
   monitorRedis,
   redisReady,
   withDeadline,
+  listen,
 } from '@replyflow/shared';
 import { startAdminServer, type AdminServer } from './admin.js';
 import { createAnswer } from './answer.js';
 import { createApp } from './app.js';
 import { EventStore } from './event-store.js';
-import { createExpressServer, listen } from './express-server.js';
+import { createExpressServer } from './express-server.js';
 
 const REDIS_WAIT_AT_START_MS = 5000;
 

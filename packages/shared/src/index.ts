@@ -2,6 +2,7 @@ export * from './config.js';
 export * from './errors.js';
 export * from './event-id.js';
 export * from './health-server.js';
+export * from './listen.js';
 export * from './keyspace.js';
 export * from './layouts.js';
 export * from './lifecycle.js';
