@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
-import { parseNotifyerPayload } from '@replyflow/shared';
+import { parseAcceptedPayload, parseNotifyerPayload } from '@replyflow/shared';
 import { fixtureNames, loadFixture } from '../helpers/fixtures.js';
 
 const parse = (body: unknown) => parseNotifyerPayload(body);
@@ -132,4 +132,47 @@ describe('notifyer schema', () => {
   test('rejects non-objects without throwing', () => {
     for (const body of [null, 42, 'text', [base], true]) assert.equal(parse(body).ok, false);
   });
+});
+
+describe('a stored payload, read back by the worker (parseAcceptedPayload)', () => {
+  const variants: Record<string, unknown>[] = [
+    ...fixtureNames.map((name) => loadFixture(name).json as Record<string, unknown>),
+    { ...base, phone_number: 447700900123, labels: ['vip', ' new '], last_messages: [] },
+    { ...base, user_last_message_time: '', user_timestamp: '1763630140', labels: null, last_messages: '' },
+    { ...base, incoming_message: false, bot_last_message_time: 1763630150, last_message_of_bot: 'Hi', referral: { source_url: 'x' } },
+  ];
+  for (const [i, body] of variants.entries()) {
+    test(`reads what the schema reads (${i + 1} of ${variants.length})`, () => {
+      const checked = valid(body);
+      const read = parseAcceptedPayload(structuredClone(body), checked.id);
+      assert.ok(read.ok);
+      assert.deepEqual(read.event, { ...checked, raw: read.event.raw });
+      assert.deepEqual(read.event.raw, body);
+    });
+  }
+
+  test('keeps the id it is given: the one the event was stored under', () => {
+    const read = parseAcceptedPayload(base, 'the-stored-id');
+    assert.ok(read.ok);
+    assert.equal(read.event.id, 'the-stored-id');
+  });
+
+  const refusals: Array<[string, unknown, string]> = [
+    ['no object', null, ''],
+    ['a missing phone', { ...base, phone_number: undefined }, 'phone_number'],
+    ['a phone with letters', { ...base, phone_number: '+44 77OO 900123' }, 'phone_number'],
+    ['a text that is a number', { ...base, last_message_of_user: 5 }, 'last_message_of_user'],
+    ['labels of numbers', { ...base, labels: [1] }, 'labels'],
+    ['a time string with letters', { ...base, user_last_message_time: '17636x' }, 'user_last_message_time'],
+    ['no message time', { ...base, user_last_message_time: null }, 'user_last_message_time'],
+    ['a string incoming_message', { ...base, incoming_message: 'no' }, 'incoming_message'],
+    ['a referral that is a list', { ...base, referral: [1] }, 'referral'],
+  ];
+  for (const [what, body, path] of refusals) {
+    test(`refuses ${what}, naming ${path || 'the body'}`, () => {
+      const read = parseAcceptedPayload(body, 'id');
+      assert.ok(!read.ok);
+      assert.equal(read.issues[0]?.path, path);
+    });
+  }
 });

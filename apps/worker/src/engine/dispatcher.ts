@@ -7,7 +7,7 @@ import {
   PHONE_MEMORY_SECONDS,
   jobKey,
   laneKey,
-  parseNotifyerPayload,
+  parseAcceptedPayload,
   workflowJobId,
   DISPATCHED_FIELD,
   EVENTS_QUEUE,
@@ -278,7 +278,7 @@ export function createDispatcher(targets: readonly DispatchTarget[], eventsQueue
       if (!(await lanes.finish(job, token, eventsQueue, done, deps.dedupeTtlSeconds, exits))) throw new Error(`job ${job.id} lost its lock`);
     };
     try {
-      const parsed = parseNotifyerPayload(job.data.payload);
+      const parsed = parseAcceptedPayload(job.data.payload, job.id!);
       if (!parsed.ok) throw new Error(`job ${job.id} holds an invalid payload`);
       const early = joinEarly.map(({ workflow }) => seatFor(workflow, job.id!, parsed.event.phone, job.data.seq));
       const turn = await takeTurn(job, token, lane, parsed.event, early);

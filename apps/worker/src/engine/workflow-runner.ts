@@ -1,4 +1,4 @@
-import { doneKey, parseNotifyerPayload, type AttemptRecord, type WorkflowJobData } from '@replyflow/shared';
+import { doneKey, parseAcceptedPayload, type AttemptRecord, type WorkflowJobData } from '@replyflow/shared';
 import type { Workflow } from '@replyflow/workflow';
 import { DelayedError, type Job, type Queue } from 'bullmq';
 import { attemptRecord, createAttempts, stepsKey, type AttemptDeps, type Settlement } from './attempt.js';
@@ -49,7 +49,7 @@ export function createWorkflowRunner(workflow: Workflow, queue: Queue<WorkflowJo
   });
 
   const process = async (job: WorkflowJob, token?: string): Promise<void> => {
-    const parsed = parseNotifyerPayload(job.data.payload);
+    const parsed = parseAcceptedPayload(job.data.payload, job.data.eventId);
     if (!parsed.ok) throw new Error(`job ${job.id} holds an invalid payload`);
     // Asked for together: one round trip when the job runs at once.
     const finished = redis.hexists(doneKey(deps.prefix, job.data.eventId), name);
@@ -73,7 +73,7 @@ export function createWorkflowRunner(workflow: Workflow, queue: Queue<WorkflowJo
    * often): that is an exhausted event too, so it goes to the dead-letter queue.
    */
   const onFailed = async (job: WorkflowJob, error: Error): Promise<void> => {
-    const parsed = parseNotifyerPayload(job.data.payload);
+    const parsed = parseAcceptedPayload(job.data.payload, job.data.eventId);
     const phone = parsed.ok ? parsed.event.phone : '';
     const record = { ...attemptRecord(error), kind: 'stalled' };
     await deadLetter(job, undefined, phone, [...(job.data.history ?? []), record]);
