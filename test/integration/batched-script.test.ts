@@ -20,11 +20,11 @@ describe('batched scripts', () => {
 
   test('calls made in one turn share one script call, and each gets its own answer', async () => {
     const run = defineBatchedScript(redis.client, 'testBatchedAdd', LUA);
-    await run('g', ['warm'], [1]); // loads the script
+    await run('g', ['warm'], ['1']); // loads the script
     const before = await scriptCalls(redis.client);
     const answers = await Promise.all([
-      run('g', ['a'], [2]),
-      run('g', ['a'], [3]),
+      run('g', ['a'], ['2']),
+      run('g', ['a'], ['3']),
       run('g', ['b'], ['nil']),
       run('g', ['c'], ['pair', 'x']),
     ]);
@@ -35,7 +35,7 @@ describe('batched scripts', () => {
   test('an error answers its own call alone, and later calls in the batch still run', async () => {
     const run = defineBatchedScript(redis.client, 'testBatchedAdd', LUA);
     await redis.client.set('not-a-number', 'text');
-    const [first, failed, last] = await Promise.allSettled([run('g', ['d'], [1]), run('g', ['not-a-number'], [1]), run('g', ['d'], [1])]);
+    const [first, failed, last] = await Promise.allSettled([run('g', ['d'], ['1']), run('g', ['not-a-number'], ['1']), run('g', ['d'], ['1'])]);
     assert.deepEqual(first, { status: 'fulfilled', value: 1 });
     assert.equal(failed.status, 'rejected');
     assert.match(String((failed as PromiseRejectedResult).reason), /not an integer/);
@@ -44,14 +44,14 @@ describe('batched scripts', () => {
 
   test('groups never share a script call, and a big batch is split', async () => {
     const run = defineBatchedScript(redis.client, 'testBatchedAdd', LUA);
-    await run('g', ['warm'], [1]);
+    await run('g', ['warm'], ['1']);
     let before = await scriptCalls(redis.client);
-    await Promise.all([run('one', ['e'], [1]), run('two', ['f'], [1]), run('one', ['e'], [1])]);
+    await Promise.all([run('one', ['e'], ['1']), run('two', ['f'], ['1']), run('one', ['e'], ['1'])]);
     assert.equal((await scriptCalls(redis.client)) - before, 2);
     assert.equal(await redis.client.get('e'), '2');
 
     before = await scriptCalls(redis.client);
-    const sums = await Promise.all(Array.from({ length: 150 }, () => run('g', ['h'], [1])));
+    const sums = await Promise.all(Array.from({ length: 150 }, () => run('g', ['h'], ['1'])));
     assert.deepEqual(sums, Array.from({ length: 150 }, (_, i) => i + 1), 'answers in call order');
     assert.equal((await scriptCalls(redis.client)) - before, 10, '150 calls in batches of at most 16');
   });
@@ -75,19 +75,26 @@ describe('batched scripts', () => {
     try {
       const add = defineBatchedScript(client, 'testBatchedAdd', LUA);
       const addAgain = defineBatchedScript(client, 'testBatchedAddAgain', LUA);
-      await Promise.all([add('g', ['warm'], [1]), addAgain('g', ['warm'], [1])]); // loads both scripts
+      await Promise.all([add('g', ['warm'], ['1']), addAgain('g', ['warm'], ['1'])]); // loads both scripts
       const socket = client.stream as unknown as { _write: (...args: unknown[]) => void; _writev: (chunks: unknown[], cb: unknown) => void };
       const writes: number[] = [];
       const write = socket._write.bind(socket);
       const writev = socket._writev.bind(socket);
       socket._write = (...args) => (writes.push(1), write(...args));
       socket._writev = (chunks, cb) => (writes.push(chunks.length), writev(chunks, cb));
-      const answers = await Promise.all([add('g', ['one-write'], [1]), addAgain('g', ['one-write'], [2]), add('h', ['one-write-too'], [3])]);
+      const answers = await Promise.all([add('g', ['one-write'], ['1']), addAgain('g', ['one-write'], ['2']), add('h', ['one-write-too'], ['3'])]);
       assert.deepEqual(answers, [1, 3, 3]);
       assert.deepEqual(writes, [3], 'three script calls (two scripts, two groups) in one write');
     } finally {
       client.disconnect();
     }
+  });
+
+  test('keys and arguments arrive as they were sent, whatever text they hold', async () => {
+    const run = defineBatchedScript(redis.client, 'testBatchedEcho', `return {KEYS, ARGV}`);
+    const texts = ['"quoted"', 'back\\slash', 'line\nbreak', 'emoji 🎉 and é', '{"json":[1,"x"]}', '', '12345678901234567890', 'x'.repeat(10_000)];
+    const answers = await Promise.all(texts.map((text, i) => run('g', [`key:${i}`, text], [text, String(i)])));
+    texts.forEach((text, i) => assert.deepEqual(answers[i], [[`key:${i}`, text], [text, String(i)]], JSON.stringify(text.slice(0, 20))));
   });
 
   test('a script call that fails whole rejects every call it carried', async () => {

@@ -37,10 +37,12 @@ const OLDER_SHARDS_RECHECK_MS = 250;
 // the lane: an earlier run of its job released it, see dispatch) and whether this is the phone's
 // first contact, then the answers of the workflow lanes it joined on the way
 // (joinLane, lanes.ts). The done record is read once, for the event and every
-// lane. The first-contact SET keeps the event id, so a redone dispatch agrees;
-// it happens only at the head, in acceptance order. SET NX leaves the expiry
-// of a key it finds alone, so an EXPIRE renews it: a phone is remembered for
-// PHONE_MEMORY_SECONDS after its last incoming event, not its first.
+// lane. The first-contact key keeps the first event's id, so a redone dispatch
+// agrees; it is read only at the head, in acceptance order. GETEX renews its
+// expiry as it reads it (a phone is remembered for PHONE_MEMORY_SECONDS after
+// its last incoming event, not its first): one command for a phone seen
+// before, where SET NX GET, which leaves a found key's expiry alone, took an
+// EXPIRE after it.
 // KEYS: done record, intake lane, the phone's first-contact key, the shard's
 // sequence, then per lane to join its lane, workflow job and steps.
 // ARGV: event id, 1 when the event is incoming, how long a phone is remembered,
@@ -54,9 +56,9 @@ if done[1] then return {'dispatched'} end
 if redis.call('ZRANGE', KEYS[2], 0, 0)[1] ~= ARGV[1] and redis.call('ZSCORE', KEYS[2], ARGV[1]) then return {'wait'} end
 local turn = {'head', 0}
 if ARGV[2] == '1' then
-  local previous = redis.call('SET', KEYS[3], ARGV[1], 'NX', 'GET', 'EX', ARGV[3])
+  local previous = redis.call('GETEX', KEYS[3], 'EX', ARGV[3])
+  if not previous then redis.call('SET', KEYS[3], ARGV[1], 'EX', ARGV[3]) end
   if not previous or previous == ARGV[1] then turn[2] = 1 end
-  if previous then redis.call('EXPIRE', KEYS[3], ARGV[3]) end
 end
 for i = 1, seats do
   local k, a = 3 * i + 2, 3 * i + 1
@@ -168,7 +170,7 @@ export function createDispatcher(targets: readonly DispatchTarget[], eventsQueue
    */
   const takeTurn = async (job: Job<EventJobData>, token: string | undefined, lane: string, event: NotifyerEvent, early: LaneSeat[]) => {
     const keys = [doneKey(prefix, job.id!), lane, phoneMemoryKey(prefix, event.phone), seqKey(prefix)];
-    const args: (string | number)[] = [job.id!, event.direction === 'incoming' ? 1 : 0, PHONE_MEMORY_SECONDS];
+    const args = [job.id!, event.direction === 'incoming' ? '1' : '0', String(PHONE_MEMORY_SECONDS)];
     for (const seat of early) pushJoinLaneCall(seat, keys, args);
     const readTurn = async () => (await turnScript(prefix, keys, args)) as [string, number?, ...unknown[]];
     let turn = await readTurn();
