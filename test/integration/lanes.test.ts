@@ -74,3 +74,20 @@ describe('joining a lane', () => {
     assert.equal(await redis.client.zscore(LANE, 'forward.e7'), null);
   });
 });
+
+describe('joining a lane again (a redone dispatch)', () => {
+  const redis = useRedisServer();
+  const lanes = () => new Lanes(redis.client, PREFIX, { warn: () => {} } as unknown as Logger);
+
+  test('an entry already at the head gets the steps stored so far, or queued when its job exists', async () => {
+    await redis.client.del(LANE);
+    const entry = seat('e8', 8);
+    assert.deepEqual(await lanes().join(entry), { state: 'head', stored: {} });
+    await redis.client.hset(entry.stepsKey, 'run:post', '{"status":200}');
+    assert.deepEqual(await lanes().join(entry), { state: 'head', stored: { 'run:post': '{"status":200}' } });
+    await redis.client.hset(entry.jobKey, 'name', 'forward');
+    assert.deepEqual(await lanes().join(entry), { state: 'queued' });
+    await redis.client.del(entry.stepsKey, entry.jobKey);
+  });
+});
+

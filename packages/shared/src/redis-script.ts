@@ -51,8 +51,8 @@ interface PendingCall {
  * batch costs about that per call (the worker's profile). ARGV: the number of
  * shared keys, the JSON array (each call's keys, then its arguments), then
  * the shared arguments. KEYS: the shared keys, or, without any, the first
- * call's keys; KEYS are there to route the call in a cluster, where every key
- * of a group lives in one slot (`group` below).
+ * call's first key; KEYS are there to route the call in a cluster, where every
+ * key of a group lives in one slot (`group` below).
  */
 const batchLua = (lua: string) => `
 local function one(KEYS, ARGV)
@@ -127,7 +127,7 @@ export function defineBatchedScript(redis: Redis | Cluster, name: string, lua: s
     const { shared } = calls[0]!;
     const own: (readonly string[])[] = [];
     for (const call of calls) own.push(call.keys, call.args);
-    const keys = shared.keys.length > 0 ? shared.keys : calls[0]!.keys;
+    const keys = shared.keys.length > 0 ? shared.keys : calls[0]!.keys.slice(0, 1);
     const args: (string | number)[] = [shared.keys.length, JSON.stringify(own)];
     for (const arg of shared.args) args.push(arg);
     run(keys, args).then(
