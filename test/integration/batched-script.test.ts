@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
-import { defineBatchedScript } from '@replyflow/shared';
+import { defineBatchedScript, doneKey, jobKey, laneKey, luaKey, phoneMemoryKey, seqKey, workflowJobId } from '@replyflow/shared';
 import type { Redis } from 'ioredis';
 import { useRedisServer } from '../helpers/redis-server.js';
 
@@ -102,5 +102,22 @@ describe('batched scripts', () => {
     const results = await Promise.allSettled([run('g', [], []), run('g', [], [])]);
     assert.deepEqual(results.map((r) => r.status), ['rejected', 'rejected']);
     assert.match(String((results[0] as PromiseRejectedResult).reason), /Error compiling script/);
+  });
+
+  test('luaKey: a script makes the same key as the function that names it', async () => {
+    const parts = ['replyflow:{s1}', 'forward', '447700900123', 'a"quoted\\part'];
+    const cases: [string, string][] = [
+      [luaKey(doneKey, 'a', 'd'), doneKey(parts[0]!, parts[3]!)],
+      [luaKey(laneKey, 'a', 'b', 'c'), laneKey(parts[0]!, parts[1]!, parts[2]!)],
+      [luaKey(jobKey, 'a', 'b', 'd'), jobKey(parts[0]!, parts[1]!, parts[3]!)],
+      [luaKey(phoneMemoryKey, 'a', 'c'), phoneMemoryKey(parts[0]!, parts[2]!)],
+      [luaKey(workflowJobId, 'b', 'd'), workflowJobId(parts[1]!, parts[3]!)],
+      [luaKey(seqKey, 'a'), seqKey(parts[0]!)],
+      [luaKey((p: string) => `${p}'s "key"`, 'a'), `${parts[0]}'s "key"`],
+    ];
+    for (const [expression, expected] of cases) {
+      const made = await redis.client.eval(`local a, b, c, d = ARGV[1], ARGV[2], ARGV[3], ARGV[4] return ${expression}`, 0, ...parts);
+      assert.equal(made, expected, expression);
+    }
   });
 });

@@ -166,3 +166,19 @@ export function defineBatchedScript(redis: Redis | Cluster, name: string, lua: s
       }
     });
 }
+
+/**
+ * A key as a Lua expression, built from the function that names it
+ * everywhere else, so that a script can make the keys it is not sent (an
+ * argument of a batched call costs both ioredis and Redis's JSON decoder by
+ * its length): `luaKey(doneKey, 'P', 'id')` is `P .. ":done:" .. id`. Each
+ * argument after the first names a Lua variable that holds that part.
+ */
+export function luaKey<Parts extends string[]>(key: (...parts: Parts) => string, ...variables: Parts): string {
+  const template = key(...(variables.map((_, i) => `\u0001${i}\u0001`) as Parts));
+  return template
+    .split(/\u0001(\d+)\u0001/)
+    .map((piece, i) => (i % 2 === 1 ? variables[Number(piece)] : piece && JSON.stringify(piece)))
+    .filter(Boolean)
+    .join(' .. ');
+}

@@ -7,6 +7,7 @@ import {
   PHONE_MEMORY_SECONDS,
   jobKey,
   laneKey,
+  luaKey,
   parseAcceptedPayload,
   workflowJobId,
   DISPATCHED_FIELD,
@@ -25,7 +26,7 @@ import { backoffDelayMs } from './backoff.js';
 import { announceDebounced } from './debounce.js';
 import type { DeadLetters } from './dead-letter.js';
 import { workflowEventOf } from './workflow-event.js';
-import { finishedStepsFate, joinAnswerOf, pushJoinLaneCall, JOIN_LANE_LUA, type JoinAnswer, type LaneExit, type LaneSeat, type Lanes, type StepsFate } from './lanes.js';
+import { finishedStepsFate, joinAnswerOf, JOIN_LANE_LUA, type JoinAnswer, type LaneExit, type LaneSeat, type Lanes, type StepsFate } from './lanes.js';
 import { routeOf, type WorkflowRoute } from './workflow-route.js';
 
 /** How often an event re-checks the phone's old shards after a change of QUEUE_SHARDS. */
@@ -43,26 +44,34 @@ const OLDER_SHARDS_RECHECK_MS = 250;
 // its last incoming event, not its first): one command for a phone seen
 // before, where SET NX GET, which leaves a found key's expiry alone, took an
 // EXPIRE after it.
-// KEYS: done record, intake lane, the phone's first-contact key, the shard's
-// sequence, then per lane to join its lane, workflow job and steps.
-// ARGV: event id, 1 when the event is incoming, how long a phone is remembered,
-// then per lane to join its member, sequence and done field.
+// The script makes its keys from the event id, the phone and the workflows'
+// names (luaKey), rather than being sent them: a batch's JSON was mostly keys.
+// KEYS: the shard's sequence (shared by the group: it routes the call in a
+// cluster). ARGV: event id, phone, 1 when the event is incoming, its
+// sequence, the name of each workflow whose lane to join, then (shared) the
+// shard's prefix and how long a phone is remembered.
 const TURN_SCRIPT = `${JOIN_LANE_LUA}
-local seats = (#KEYS - 4) / 3
+local id, phone, seq = ARGV[1], ARGV[2], ARGV[4]
+local P, phoneTtl = ARGV[#ARGV - 1], ARGV[#ARGV]
+local seats = #ARGV - 6
 local fields = {'${DISPATCHED_FIELD}'}
-for i = 1, seats do fields[i + 1] = ARGV[3 * i + 3] end
-local done = redis.call('HMGET', KEYS[1], unpack(fields))
+for i = 1, seats do fields[i + 1] = ARGV[4 + i] end
+local done = redis.call('HMGET', ${luaKey(doneKey, 'P', 'id')}, unpack(fields))
 if done[1] then return {'dispatched'} end
-if redis.call('ZRANGE', KEYS[2], 0, 0)[1] ~= ARGV[1] and redis.call('ZSCORE', KEYS[2], ARGV[1]) then return {'wait'} end
+local intake = ${luaKey((p: string, key: string) => laneKey(p, EVENTS_QUEUE, key), 'P', 'phone')}
+if redis.call('ZRANGE', intake, 0, 0)[1] ~= id and redis.call('ZSCORE', intake, id) then return {'wait'} end
 local turn = {'head', 0}
-if ARGV[2] == '1' then
-  local previous = redis.call('GETEX', KEYS[3], 'EX', ARGV[3])
-  if not previous then redis.call('SET', KEYS[3], ARGV[1], 'EX', ARGV[3]) end
-  if not previous or previous == ARGV[1] then turn[2] = 1 end
+if ARGV[3] == '1' then
+  local memory = ${luaKey(phoneMemoryKey, 'P', 'phone')}
+  local previous = redis.call('GETEX', memory, 'EX', phoneTtl)
+  if not previous then redis.call('SET', memory, id, 'EX', phoneTtl) end
+  if not previous or previous == id then turn[2] = 1 end
 end
 for i = 1, seats do
-  local k, a = 3 * i + 2, 3 * i + 1
-  turn[2 + i] = joinLane(done[i + 1] ~= false, KEYS[k], KEYS[k + 1], KEYS[k + 2], ARGV[a], ARGV[a + 1], KEYS[4])
+  local workflow = ARGV[4 + i]
+  local member = ${luaKey(workflowJobId, 'workflow', 'id')}
+  local lane, job, steps = ${luaKey(laneKey, 'P', 'workflow', 'phone')}, ${luaKey(jobKey, 'P', 'workflow', 'member')}, ${luaKey(stepsKey, 'P', 'member')}
+  turn[2 + i] = joinLane(done[i + 1] ~= false, lane, job, steps, member, seq, KEYS[1])
 end
 return turn`;
 
@@ -108,6 +117,7 @@ export interface DispatchTarget {
 export function createDispatcher(targets: readonly DispatchTarget[], eventsQueue: Queue<EventJobData>, deps: DispatcherDeps) {
   const { redis, lanes, prefix } = deps;
   const turnScript = defineBatchedScript(redis, 'replyflowDispatchTurns', TURN_SCRIPT);
+  const turnShared = { keys: [seqKey(prefix)], args: [prefix, PHONE_MEMORY_SECONDS] };
   // Workflows that take every event in the phone's order (no match, no key of
   // their own) join their lanes in the turn's round trip: one call less per
   // event. Not with a debounce: user code that may fail before the lane is joined.
@@ -169,10 +179,10 @@ export function createDispatcher(targets: readonly DispatchTarget[], eventsQueue
    * contact and the answers of the `early` lanes it joined.
    */
   const takeTurn = async (job: Job<EventJobData>, token: string | undefined, lane: string, event: NotifyerEvent, early: LaneSeat[]) => {
-    const keys = [doneKey(prefix, job.id!), lane, phoneMemoryKey(prefix, event.phone), seqKey(prefix)];
-    const args = [job.id!, event.direction === 'incoming' ? '1' : '0', String(PHONE_MEMORY_SECONDS)];
-    for (const seat of early) pushJoinLaneCall(seat, keys, args);
-    const readTurn = async () => (await turnScript(prefix, keys, args)) as [string, number?, ...unknown[]];
+    // The script makes each seat's keys as seatFor does.
+    const args = [job.id!, event.phone, event.direction === 'incoming' ? '1' : '0', String(job.data.seq)];
+    for (const seat of early) args.push(seat.field);
+    const readTurn = async () => (await turnScript(prefix, [], args, turnShared)) as [string, number?, ...unknown[]];
     let turn = await readTurn();
     if (turn[0] === 'wait') {
       await lanes.takeTurn(job, token, eventsQueue, lane);
