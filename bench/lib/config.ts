@@ -90,7 +90,7 @@ export function loadBenchConfig(env: NodeJS.ProcessEnv = process.env): BenchConf
     connections: Math.round(numberFrom(env, 'BENCH_CONNECTIONS', 50, 1)),
     events: Math.round(numberFrom(env, 'BENCH_EVENTS', 20_000, 100)),
     phones: Math.round(numberFrom(env, 'BENCH_PHONES', 500, 1)),
-    workerRounds: Math.round(numberFrom(env, 'BENCH_WORKER_ROUNDS', 3, 1)),
+    workerRounds: Math.round(numberFrom(env, 'BENCH_WORKER_ROUNDS', 5, 1)),
     workerConcurrency: Math.round(numberFrom(env, 'BENCH_WORKER_CONCURRENCY', 32, 1)),
     soakSeconds: numberFrom(env, 'BENCH_SOAK_SECONDS', 300, 5),
     soakRate: numberFrom(env, 'BENCH_SOAK_RATE', 300, 1),
