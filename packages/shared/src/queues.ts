@@ -14,7 +14,7 @@ export const EVENTS_QUEUE = 'events';
 export const DEAD_LETTER_QUEUE = 'dead-letter';
 export const RESERVED_QUEUES: readonly string[] = [EVENTS_QUEUE, DEAD_LETTER_QUEUE];
 
-/** What the ingest stores for each event: the payload as received, parsed again by the worker. */
+/** What the ingest stores for each event: the payload as received, read back by the worker (parseAcceptedPayload). */
 export interface EventJobData {
   receivedAt: number;
   traceId: string;
