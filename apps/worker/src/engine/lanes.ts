@@ -87,12 +87,6 @@ end`;
 const JOIN_SCRIPT = `${JOIN_LANE_LUA}
 return joinLane(redis.call('HEXISTS', KEYS[4], ARGV[3]) == 1, KEYS[1], KEYS[2], KEYS[3], ARGV[1], ARGV[2], KEYS[5])`;
 
-/** Appends a seat's keys (lane, job, steps) and arguments (member, seq, done field), in joinLane's order. */
-export function pushJoinLaneCall(seat: LaneSeat, keys: string[], args: string[]): void {
-  keys.push(seat.lane, seat.jobKey, seat.stepsKey);
-  args.push(seat.member, String(seat.seq), seat.field);
-}
-
 /** joinLane's reply, read. */
 export function joinAnswerOf(reply: unknown): JoinAnswer {
   const [state, flat] = reply as [JoinAnswer['state'], string[]?];
@@ -198,11 +192,8 @@ export class Lanes {
 
   /** Puts `seat.member` in its lane (NX) unless its workflow already finished; see JOIN_LANE_LUA for the answers. */
   async join(seat: LaneSeat): Promise<JoinAnswer> {
-    const keys: string[] = [];
-    const args: string[] = [];
-    pushJoinLaneCall(seat, keys, args);
-    keys.push(seat.doneKey, seqKey(this.prefix));
-    return joinAnswerOf(await this.joinScript(keys, args));
+    const keys = [seat.lane, seat.jobKey, seat.stepsKey, seat.doneKey, seqKey(this.prefix)];
+    return joinAnswerOf(await this.joinScript(keys, [seat.member, seat.seq, seat.field]));
   }
 
   private async park(job: Job<LaneJobData>, token: string | undefined, lane: string): Promise<never> {
