@@ -118,6 +118,17 @@ function sendAtTurnEnd(redis: Redis | Cluster, send: () => void): void {
  */
 export type BatchedScript = (group: string, keys: readonly string[], args: readonly string[], shared?: SharedPart) => Promise<unknown>;
 
+/**
+ * A script whose calls are gathered while the event loop turns and sent
+ * together, at the end of the turn or as soon as BATCH_SIZE are waiting: under
+ * load, many webhooks finish their checks in one turn, and one script call for
+ * a batch of them costs ioredis less than one call each (Redis's cost is the
+ * commands the script runs, which a batch does not change). On an
+ * auto-pipelined connection, ioredis holds a batch back while the previous one
+ * runs, so the batches of a busy process belong on a connection without it.
+ * `group` names the calls that may share a script call: in a cluster, all of
+ * a script call's keys must live in one slot.
+ */
 export function defineBatchedScript(redis: Redis | Cluster, name: string, lua: string): BatchedScript {
   const run = defineScript(redis, name, batchLua(lua));
   let pending = new Map<string, PendingCall[]>();
