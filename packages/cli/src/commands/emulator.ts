@@ -1,3 +1,4 @@
+import { listen } from '@replyflow/shared';
 import type { Command } from 'commander';
 import { createEmulator } from '../emulator/server.js';
 import { CommandFailedError } from '../errors.js';
@@ -33,12 +34,9 @@ async function runEmulator(options: EmulatorOptions): Promise<void> {
     process.once('SIGTERM', () => resolve());
   });
   const emulator = createEmulator({ timeScale: options.timeScale, log: printLine });
-  await new Promise<void>((resolve, reject) => {
-    emulator.server.once('error', (err: NodeJS.ErrnoException) => {
-      const hint = err.code === 'EADDRINUSE' ? ': it is in use, pick another with --port' : '';
-      reject(new CommandFailedError(`cannot listen on ${HOST}:${options.port}${hint} (${err.message})`));
-    });
-    emulator.server.listen(options.port, HOST, resolve);
+  await listen(emulator.server, options.port, HOST).catch((err: NodeJS.ErrnoException) => {
+    const hint = err.code === 'EADDRINUSE' ? ': it is in use, pick another with --port' : '';
+    throw new CommandFailedError(`cannot listen on ${HOST}:${options.port}${hint} (${err.message})`);
   });
   const { port } = emulator.server.address() as { port: number };
   const root = `http://${HOST}:${port}`;
