@@ -100,6 +100,22 @@ describe('durable steps', () => {
     }
   });
 
+  test("the engine's steps are kept apart from the workflow's, whatever ids it picks", async () => {
+    const redis = await startRedis();
+    try {
+      const client = redis.client();
+      const stepsKey = 'test:steps:reply.e1';
+      const steps = await createStepTools({ redis: client, stepsKey });
+      await steps.engineSleepUntil('debounce', Date.now() - 1);
+      assert.equal(await steps.engine('debounce', async () => false), false);
+      assert.equal(await steps.run('debounce', async () => 'sent'), 'sent');
+      await assert.rejects(steps.sleep('debounce', 60_000), (error) => error instanceof SleepSignal);
+      assert.deepEqual(Object.keys(await client.hgetall(stepsKey)).sort(), ['engine-sleep:debounce', 'engine:debounce', 'run:debounce', 'sleep:debounce']);
+    } finally {
+      await redis.cleanup();
+    }
+  });
+
   test('a stored result replays as it was returned, undefined and null included', async () => {
     const redis = await startRedis();
     try {

@@ -79,6 +79,29 @@ describe('user workflows from WORKFLOWS', () => {
     }
   });
 
+  test("a debounced workflow may name its own steps 'debounce': the last event of the window replies once", async () => {
+    const replies = await startReceiver();
+    const p = await startPipeline({ workerEnv: { FORWARD_URL: '', WORKFLOWS: 'test/fixtures/debounced-sleep-workflow.mjs', DEBOUNCED_URL: replies.url } });
+    try {
+      await p.send(withMessageTime(loadFixture('incoming-text').json, 1_820_000_010));
+      const last = (await p.send(withMessageTime(loadFixture('incoming-text').json, 1_820_000_011))).json.id;
+      const [reply] = await replies.waitFor(1, 10_000);
+      assert.equal(reply!.json.id, last);
+      const completed = { workflow: 'debounced-sleep', outcome: 'completed' };
+      await waitUntil(
+        async () => metricValue((await get(p.workerMetricsUrl)).body, 'replyflow_jobs_total', completed) === 2 || undefined,
+        10_000,
+        () => 'both events did not complete',
+      );
+      const metrics = (await get(p.workerMetricsUrl)).body;
+      assert.equal(metricValue(metrics, 'replyflow_jobs_total', { workflow: 'debounced-sleep', outcome: 'dead_lettered' }) ?? 0, 0);
+      assert.equal(replies.requests.length, 1, 'the superseded event sent nothing');
+    } finally {
+      await p.stop();
+      await replies.close();
+    }
+  });
+
   test('a match that throws dead-letters its workflow for that event alone; other workflows and later events go on', async () => {
     const matched = await startReceiver();
     const p = await startPipeline({ workerEnv: { WORKFLOWS: 'test/fixtures/throwing-match-workflow.mjs', MATCHED_URL: matched.url } });

@@ -93,7 +93,7 @@ export function createAttempts(workflow: Workflow, deps: AttemptDeps) {
       step = await createStepTools({ redis, stepsKey: stepsKey(deps.prefix, jobId), beforeRun, stored });
       const debounce = workflow.debounce?.(event);
       if (debounce) {
-        await step.sleepUntil('debounce', event.receivedAt + debounce.ms);
+        await step.engineSleepUntil('debounce', event.receivedAt + debounce.ms);
         // Decided once, when the window ends, and kept with the steps: a later
         // event arriving after the window must not cancel, on a resumption after
         // a delay, a retry or a replay, a reply already under way.

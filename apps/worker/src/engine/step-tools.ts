@@ -8,7 +8,11 @@ export class SleepSignal {
 
 export interface StepToolsOptions {
   redis: RedisClient;
-  /** A hash of this job's finished steps: `run:<id>` results, `sleep:<id>` wake times, `engine:<id>` the engine's own results. */
+  /**
+   * A hash of this job's finished steps: `run:<id>` results and `sleep:<id>` wake
+   * times; the engine's own steps apart (`engine:<id>`, `engine-sleep:<id>`), so
+   * that no id a workflow picks can meet one of them.
+   */
   stepsKey: string;
   /** Called before each `step.run` (the workflow's shared rate limit). */
   beforeRun?: (id: string) => Promise<void>;
@@ -22,6 +26,8 @@ export interface DurableSteps extends StepTools {
   flush(): Promise<void>;
   /** A step of the engine's own, not the workflow's: stored like `run`'s, without the workflow's `beforeRun`. */
   engine<T>(id: string, fn: () => Promise<T>): Promise<T>;
+  /** A sleep of the engine's own, not the workflow's: stored like `sleepUntil`'s. */
+  engineSleepUntil(id: string, at: number): Promise<void>;
   /** Whether the steps hash may hold anything: it did when loaded, or a result has been stored since. */
   readonly stored: boolean;
 }
@@ -66,8 +72,7 @@ export async function createStepTools(options: StepToolsOptions): Promise<Durabl
     usedThisRun.add(field);
   };
 
-  const sleepUntil = async (id: string, at: number) => {
-    const field = `sleep:${id}`;
+  const sleepUntil = async (field: string, id: string, at: number) => {
     claim(field, id);
     let wakeAt = Number(memo.get(field));
     if (!memo.has(field)) {
@@ -92,8 +97,9 @@ export async function createStepTools(options: StepToolsOptions): Promise<Durabl
   return {
     run: (id, fn) => runOnce(`run:${id}`, id, fn, () => options.beforeRun?.(id)),
     engine: (id, fn) => runOnce(`engine:${id}`, id, fn),
-    sleep: (id, ms) => sleepUntil(id, Date.now() + ms),
-    sleepUntil,
+    sleep: (id, ms) => sleepUntil(`sleep:${id}`, id, Date.now() + ms),
+    sleepUntil: (id, at) => sleepUntil(`sleep:${id}`, id, at),
+    engineSleepUntil: (id, at) => sleepUntil(`engine-sleep:${id}`, id, at),
     flush: () => store(),
     get stored() {
       return stored;
