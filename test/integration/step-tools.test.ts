@@ -59,6 +59,40 @@ describe('durable steps', () => {
     }
   });
 
+  test('a step that fails beside another: the other is waited for and stored, so a retry runs only the failed one', async () => {
+    const redis = await startRedis();
+    try {
+      const client = redis.client();
+      const stepsKey = 'test:steps:onboard.e3';
+      const ran: string[] = [];
+      let crmFails = true;
+      const workflow = async (steps: Awaited<ReturnType<typeof createStepTools>>) => {
+        await Promise.all([
+          steps.run('crm', async () => {
+            ran.push('crm');
+            if (crmFails) throw new Error('crm down');
+          }),
+          steps.run('email', async () => {
+            await new Promise((resolve) => setTimeout(resolve, 100));
+            ran.push('email');
+            return 'sent';
+          }),
+        ]);
+      };
+      const steps = await createStepTools({ redis: client, stepsKey });
+      await assert.rejects(workflow(steps), /crm down/);
+      await steps.flush();
+      assert.deepEqual(await client.hgetall(stepsKey), { 'run:email': '"sent"' });
+
+      crmFails = false;
+      const retry = await createStepTools({ redis: client, stepsKey });
+      await workflow(retry);
+      assert.deepEqual(ran, ['crm', 'email', 'crm'], 'email ran once');
+    } finally {
+      await redis.cleanup();
+    }
+  });
+
   test('a step finishing while earlier results are written is stored with the next write', async () => {
     const redis = await startRedis();
     try {

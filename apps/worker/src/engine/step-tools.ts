@@ -22,7 +22,7 @@ export interface StepToolsOptions {
 
 /** The steps a workflow sees, and `flush` for the attempt that runs it. */
 export interface DurableSteps extends StepTools {
-  /** Stores the results of the steps finished since the last write, held back until now (see createStepTools). */
+  /** Waits for the steps still running, then stores the results held back since the last write (see createStepTools). */
   flush(): Promise<void>;
   /** A step of the engine's own, not the workflow's: stored like `run`'s, without the workflow's `beforeRun`. */
   engine<T>(id: string, fn: () => Promise<T>): Promise<T>;
@@ -50,6 +50,7 @@ export async function createStepTools(options: StepToolsOptions): Promise<Durabl
   const memo = new Map(Object.entries(await (options.stored ?? redis.hgetall(stepsKey))));
   const unstored = new Map<string, string>();
   const usedThisRun = new Set<string>();
+  const inFlight = new Set<Promise<unknown>>();
   let stored = memo.size > 0;
 
   const store = async (...fields: string[]) => {
@@ -87,11 +88,17 @@ export async function createStepTools(options: StepToolsOptions): Promise<Durabl
     claim(field, id);
     const stored = memo.get(field);
     if (stored !== undefined) return (stored === UNDEFINED ? undefined : JSON.parse(stored)) as T;
-    await store();
-    await beforeRun?.();
-    const result = await fn();
-    unstored.set(field, serializeResult(id, result));
-    return result;
+    const running = (async () => {
+      await store();
+      await beforeRun?.();
+      const result = await fn();
+      unstored.set(field, serializeResult(id, result));
+      return result;
+    })();
+    const settled = () => inFlight.delete(running);
+    inFlight.add(running);
+    running.then(settled, settled);
+    return running;
   };
 
   return {
@@ -100,7 +107,12 @@ export async function createStepTools(options: StepToolsOptions): Promise<Durabl
     sleep: (id, ms) => sleepUntil(`sleep:${id}`, id, Date.now() + ms),
     sleepUntil: (id, at) => sleepUntil(`sleep:${id}`, id, at),
     engineSleepUntil: (id, at) => sleepUntil(`engine-sleep:${id}`, id, at),
-    flush: () => store(),
+    // A failure rejects a Promise.all while the steps beside it still run:
+    // their results are stored too, so that a retry does not run them again.
+    flush: async () => {
+      await Promise.allSettled(inFlight);
+      await store();
+    },
     get stored() {
       return stored;
     },
