@@ -3,7 +3,7 @@ import { pino, type Logger } from 'pino';
 export type { Logger };
 
 /** What a batch gathers before it goes to the file descriptor, and how long a line may wait at most. */
-const BATCH_BYTES = 4096;
+const BATCH_BYTES = 16384;
 const BATCH_MS = 100;
 
 type Destination = ReturnType<typeof pino.destination>;
@@ -82,7 +82,7 @@ function isoTime(): string {
 }
 
 /**
- * JSON lines on stdout. Lines gather for up to 4 kB or 100 ms and are written
+ * JSON lines on stdout. Lines gather for up to 16 kB or 100 ms and are written
  * together, so a webhook does not wait for its own line (a stdout that stops
  * reading does hold the process, as it holds console.log); what is pending is
  * written when the process exits, so only a kill -9 can lose the last 100 ms
@@ -111,9 +111,10 @@ export function createLogger(service: string, level: string): Logger {
         censor: '[redacted]',
       },
     },
-    // A synchronous write per batch (pino's default mode): 4 µs of the main
-    // thread for 4 kB here, where an asynchronous one costs 8 µs to hand to
-    // the thread pool. A write per line cost the worker 18 µs an event.
+    // A synchronous write per batch (pino's default mode), where an
+    // asynchronous one costs 8 µs to hand to the thread pool. A write costs
+    // the main thread 10 µs for 16 kB here and 6 µs for 4 kB: 0.15 against
+    // 0.4 µs a line of 250 bytes. A write per line cost the worker 18 µs an event.
     new LineBatch(pino.destination({ dest: 1, sync: true, minLength: 0 })),
   );
 }

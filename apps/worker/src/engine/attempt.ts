@@ -73,6 +73,14 @@ export function createAttempts(workflow: Workflow, deps: AttemptDeps) {
   const takeSlotOrHandOff = rateLimit && (async () => {
     if (!(await rateLimit.takeIfFree())) throw new SleepSignal(Date.now());
   });
+  // Made once: prom-client and pino take them as they are, and this runs for every event.
+  const labels = { workflow: name };
+  const outcomeLabels = (outcome: 'completed' | 'retried' | 'dead_lettered') => ({ workflow: name, outcome });
+  const completed = outcomeLabels('completed');
+  const retried = outcomeLabels('retried');
+  const deadLettered = outcomeLabels('dead_lettered');
+  // The attempt's own fields on each of its log lines, rather than a child logger made for every attempt.
+  const logFields = (event: WorkflowEvent, fields: Record<string, unknown>) => ({ eventId: event.id, workflow: name, ...fields });
 
   /** `inline`: run by the dispatcher (see takeSlotOrHandOff), not by the workflow's own job. */
   return async (
@@ -83,9 +91,10 @@ export function createAttempts(workflow: Workflow, deps: AttemptDeps) {
     settle: Settlement,
     inline = false,
   ): Promise<AttemptOutcome> => {
-    const log = deps.logger.child({ eventId: event.id, workflow: name });
+    const { logger } = deps;
     const attempt = history.length + 1;
-    const timer = metrics.jobDuration.startTimer({ workflow: name });
+    const startedAt = performance.now();
+    const observeDuration = () => metrics.jobDuration.observe(labels, (performance.now() - startedAt) / 1000);
     let step: DurableSteps | undefined;
     let superseded = false;
     try {
@@ -108,30 +117,30 @@ export function createAttempts(workflow: Workflow, deps: AttemptDeps) {
         return 'waiting';
       }
       if (error instanceof DelayedError) throw error;
-      timer();
+      observeDuration();
       const record = attemptRecord(error);
       const nextHistory = [...history, record];
       if (error instanceof PermanentError || attempt >= maxAttempts) {
         await settle.deadLettered(nextHistory);
-        metrics.jobs.inc({ workflow: name, outcome: 'dead_lettered' });
-        log.warn({ attempt, error: record.error, kind: record.kind }, 'workflow failed, moved to the dead-letter queue');
+        metrics.jobs.inc(deadLettered);
+        logger.warn(logFields(event, { attempt, error: record.error, kind: record.kind }), 'workflow failed, moved to the dead-letter queue');
         return 'settled';
       }
       const delayMs =
         error instanceof RetryAfterError && error.retryAfterMs > 0 ? error.retryAfterMs : backoffDelayMs(attempt, deps.backoffBaseMs);
       await settle.retrying(nextHistory, delayMs);
-      metrics.jobs.inc({ workflow: name, outcome: 'retried' });
-      log.warn({ attempt, delayMs, error: record.error, kind: record.kind }, 'workflow failed, retrying');
+      metrics.jobs.inc(retried);
+      logger.warn(logFields(event, { attempt, delayMs, error: record.error, kind: record.kind }), 'workflow failed, retrying');
       return 'waiting';
     }
     // Outside the try: a failure to record the outcome (a lost lock) is no failure of the workflow.
-    timer();
+    observeDuration();
     await settle.finished(step.stored);
     // A superseded attempt completes too, its work left to the later event: every attempt counts once.
-    metrics.jobs.inc({ workflow: name, outcome: 'completed' });
-    metrics.eventLag.observe({ workflow: name }, (Date.now() - event.receivedAt) / 1000);
-    if (superseded) log.info('a later event of the same key superseded this one (debounce)');
-    else log.info({ attempt, phone: maskPhone(event.phone) }, 'workflow completed');
+    metrics.jobs.inc(completed);
+    metrics.eventLag.observe(labels, (Date.now() - event.receivedAt) / 1000);
+    if (superseded) logger.info(logFields(event, {}), 'a later event of the same key superseded this one (debounce)');
+    else logger.info({ eventId: event.id, workflow: name, attempt, phone: maskPhone(event.phone) }, 'workflow completed');
     return 'settled';
   };
 }

@@ -88,9 +88,10 @@ export async function createStepTools(options: StepToolsOptions): Promise<Durabl
     claim(field, id);
     const stored = memo.get(field);
     if (stored !== undefined) return (stored === UNDEFINED ? undefined : JSON.parse(stored)) as T;
+    // Each await costs a turn of the microtask queue even with nothing to wait for: skipped when so.
     const running = (async () => {
-      await store();
-      await beforeRun?.();
+      if (unstored.size > 0) await store();
+      if (beforeRun) await beforeRun();
       const result = await fn();
       unstored.set(field, serializeResult(id, result));
       return result;
@@ -102,7 +103,7 @@ export async function createStepTools(options: StepToolsOptions): Promise<Durabl
   };
 
   return {
-    run: (id, fn) => runOnce(`run:${id}`, id, fn, () => options.beforeRun?.(id)),
+    run: (id, fn) => runOnce(`run:${id}`, id, fn, options.beforeRun && (() => options.beforeRun!(id))),
     engine: (id, fn) => runOnce(`engine:${id}`, id, fn),
     sleep: (id, ms) => sleepUntil(`sleep:${id}`, id, Date.now() + ms),
     sleepUntil: (id, at) => sleepUntil(`sleep:${id}`, id, at),
