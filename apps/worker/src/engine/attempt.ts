@@ -75,10 +75,9 @@ export function createAttempts(workflow: Workflow, deps: AttemptDeps) {
   });
   // Made once: prom-client and pino take them as they are, and this runs for every event.
   const labels = { workflow: name };
-  const outcomeLabels = (outcome: 'completed' | 'retried' | 'dead_lettered') => ({ workflow: name, outcome });
-  const completed = outcomeLabels('completed');
-  const retried = outcomeLabels('retried');
-  const deadLettered = outcomeLabels('dead_lettered');
+  const completed = { workflow: name, outcome: 'completed' };
+  const retried = { workflow: name, outcome: 'retried' };
+  const deadLettered = { workflow: name, outcome: 'dead_lettered' };
   // The attempt's own fields on each of its log lines, rather than a child logger made for every attempt.
   const logFields = (event: WorkflowEvent, fields: Record<string, unknown>) => ({ eventId: event.id, workflow: name, ...fields });
 
@@ -140,7 +139,7 @@ export function createAttempts(workflow: Workflow, deps: AttemptDeps) {
     metrics.jobs.inc(completed);
     metrics.eventLag.observe(labels, (Date.now() - event.receivedAt) / 1000);
     if (superseded) logger.info(logFields(event, {}), 'a later event of the same key superseded this one (debounce)');
-    else logger.info({ eventId: event.id, workflow: name, attempt, phone: maskPhone(event.phone) }, 'workflow completed');
+    else logger.info(logFields(event, { attempt, phone: maskPhone(event.phone) }), 'workflow completed');
     return 'settled';
   };
 }
