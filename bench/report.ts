@@ -8,6 +8,7 @@ import type { RedisCostResult } from './redis-cost.js';
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { resultsDir } from './lib/procs.js';
+import { renderPairsMarkdown, type PairsResult } from './pairs.js';
 import { scaleNotes, type ScaleResult } from './scale.js';
 import { renderScaleSvg } from './svg.js';
 import type { SoakResult } from './soak.js';
@@ -167,6 +168,24 @@ export function writeScaleFiles(r: ScaleReport): void {
   writeFileSync(join(resultsDir, 'scale.json'), `${JSON.stringify(stored, null, 2)}\n`);
   writeFileSync(join(resultsDir, 'scale.md'), markdown);
   writeFileSync(join(resultsDir, 'scale.svg'), renderScaleSvg(s, `replyflow scale, ${r.startedAt.slice(0, 10)} (${m.cores} cores, ${m.cpuModel})`));
+}
+
+export type PairsReport = Pick<BenchReport, 'startedAt' | 'finishedAt' | 'settings' | 'code' | 'machine'> & { pairs: PairsResult };
+
+/** The pairs section's files (pairs.json, pairs.md), apart from latest.*; returns the markdown. */
+export function writePairsFiles(r: PairsReport): string {
+  const m = r.machine.before;
+  const code = r.code ? ` at ${r.code.commit}${r.code.modified ? ' (with uncommitted changes)' : ''}` : '';
+  const markdown = [
+    '<!-- written by npm run bench with BENCH_SECTIONS=pairs (bench/pairs.ts, bench/report.ts); run it again rather than editing -->',
+    `Measured ${r.startedAt.slice(0, 16).replace('T', ' ')} UTC${code} on ${m.cpuModel}, ${m.cores} cores, Node ${m.node}, ${r.machine.redis}.`,
+    '',
+    ...renderPairsMarkdown(r.pairs),
+    ...(r.pairs.problems.length > 0 ? ['**Problems seen in this run:**', '', ...r.pairs.problems.map((p) => `- ${p}`), ''] : []),
+  ].join('\n');
+  writeFileSync(join(resultsDir, 'pairs.json'), `${JSON.stringify(r, null, 2)}\n`);
+  writeFileSync(join(resultsDir, 'pairs.md'), markdown);
+  return markdown;
 }
 
 export function renderMarkdown(r: BenchReport): string {

@@ -14,7 +14,8 @@ import { startBenchRedis } from './lib/redis.js';
 import { machineInfo } from './lib/sys.js';
 import { runProfile, type ProfileResult } from './profile.js';
 import { runRedisCost, type RedisCostResult } from './redis-cost.js';
-import { evaluateTargets, renderMarkdown, renderScaleMarkdown, writeScaleFiles, type BenchReport } from './report.js';
+import { runPairs, type PairsResult } from './pairs.js';
+import { evaluateTargets, renderMarkdown, renderScaleMarkdown, writePairsFiles, writeScaleFiles, type BenchReport } from './report.js';
 import { runScale, type ScaleResult } from './scale.js';
 import { runSoak, type SoakResult } from './soak.js';
 import { renderSvg } from './svg.js';
@@ -57,6 +58,7 @@ let redisCost: RedisCostResult | undefined;
 let soak: SoakResult | undefined;
 let profile: ProfileResult | undefined;
 let scale: ScaleResult | undefined;
+let pairs: PairsResult | undefined;
 try {
   if (config.sections.has('ingest')) ingest = await runIngest(ctx);
   if (config.sections.has('worker')) worker = await runWorker(ctx);
@@ -64,6 +66,7 @@ try {
   if (config.sections.has('soak')) soak = await runSoak(ctx);
   if (config.sections.has('profile')) profile = await runProfile(ctx);
   if (config.sections.has('scale')) scale = await runScale(ctx, before.cores);
+  if (config.sections.has('pairs')) pairs = await runPairs(ctx);
 } finally {
   await redis.server.cleanup();
 }
@@ -97,7 +100,7 @@ const report: BenchReport = {
   ...(soak && { soak }),
   ...(profile && { profile }),
   ...(scale && { scale }),
-  problems: [...(ingest?.problems ?? []), ...(worker?.problems ?? []), ...(soak?.problems ?? []), ...(scale?.problems ?? [])],
+  problems: [...(ingest?.problems ?? []), ...(worker?.problems ?? []), ...(soak?.problems ?? []), ...(scale?.problems ?? []), ...(pairs?.problems ?? [])],
 };
 const written: string[] = [];
 if (scale) {
@@ -105,8 +108,14 @@ if (scale) {
   writeScaleFiles({ startedAt: report.startedAt, finishedAt: report.finishedAt, settings, code, machine: report.machine, scale });
   written.push('scale.json', 'scale.md', 'scale.svg');
 }
-const onlyScale = [...config.sections].every((s) => s === 'scale');
-if (!onlyScale) {
+if (pairs) {
+  const markdown = writePairsFiles({ startedAt: report.startedAt, finishedAt: report.finishedAt, settings, code, machine: report.machine, pairs });
+  written.push('pairs.json', 'pairs.md');
+  process.stdout.write(`\n${markdown}\n`);
+}
+// The scale and pairs sections write files of their own: a run of only those leaves latest.* as it was.
+const onlyOwnFiles = [...config.sections].every((s) => s === 'scale' || s === 'pairs');
+if (!onlyOwnFiles) {
   const markdown = renderMarkdown(report);
   writeFileSync(join(resultsDir, 'latest.json'), `${JSON.stringify(report, null, 2)}\n`);
   writeFileSync(join(resultsDir, 'latest.md'), markdown);

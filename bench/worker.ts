@@ -230,7 +230,8 @@ export async function drainReplyflow(ctx: BenchContext, workers: number, receive
 
 const variantTarget = (ctx: BenchContext): DrainTarget => ({ env: ctx.config.workerVariant ?? {}, redisPids: [ctx.redis.pid] });
 
-async function measure(ctx: BenchContext, contender: WorkerContender, roundNo: number): Promise<WorkerRun> {
+/** One drain of `contender` on a flushed Redis, with what the receiver saw. */
+export async function measure(ctx: BenchContext, contender: WorkerContender, roundNo: number): Promise<WorkerRun> {
   const { config } = ctx;
   await flushAll(ctx.redis.client);
   const receiver = await startReceiver();
@@ -256,7 +257,7 @@ async function measure(ctx: BenchContext, contender: WorkerContender, roundNo: n
   }
 }
 
-function problemsOf(contender: WorkerContender, run: WorkerRun, events: number): string[] {
+export function problemsOf(contender: WorkerContender, run: WorkerRun, events: number): string[] {
   const problems: string[] = [];
   if (run.delivered !== events) problems.push(`${contender} round ${run.round}: ${run.delivered} of ${events} delivered`);
   if (run.duplicates > 0) problems.push(`${contender} round ${run.round}: ${run.duplicates} duplicate deliveries`);

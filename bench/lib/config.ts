@@ -1,7 +1,7 @@
 // Everything `npm run bench` can be told, from the environment. Defaults are the
 // issue's: 50 connections, 20,000 events, a 5-minute soak.
 
-export const SECTIONS = ['ingest', 'worker', 'redis', 'soak', 'profile', 'scale'] as const;
+export const SECTIONS = ['ingest', 'worker', 'redis', 'soak', 'profile', 'scale', 'pairs'] as const;
 export type Section = (typeof SECTIONS)[number];
 
 export interface BenchConfig {
@@ -30,6 +30,8 @@ export interface BenchConfig {
   logLevel: string;
   /** BENCH_WORKER_VARIANT: settings of a fifth worker contender, replyflow with one worker and these settings. */
   workerVariant: Record<string, string> | undefined;
+  /** BENCH_PAIRS: paired drains of the pairs section (replyflow, then the variant, or the other way round). */
+  pairs: number;
 }
 
 function numberFrom(env: NodeJS.ProcessEnv, name: string, fallback: number, min: number): number {
@@ -83,6 +85,10 @@ export function loadBenchConfig(env: NodeJS.ProcessEnv = process.env): BenchConf
   for (const section of sections) {
     if (!SECTIONS.includes(section)) throw new Error(`BENCH_SECTIONS: unknown section ${section} (known: ${SECTIONS.join(', ')})`);
   }
+  const workerVariant = settingsFrom(env, 'BENCH_WORKER_VARIANT');
+  if (sections.includes('pairs') && !workerVariant) {
+    throw new Error('BENCH_SECTIONS=pairs pairs replyflow with a variant: set BENCH_WORKER_VARIANT too, e.g. {"WORKER_CONCURRENCY":"64"}');
+  }
   return {
     seconds: numberFrom(env, 'BENCH_SECONDS', 5, 1),
     warmupSeconds: numberFrom(env, 'BENCH_WARMUP_SECONDS', 3, 0),
@@ -99,6 +105,7 @@ export function loadBenchConfig(env: NodeJS.ProcessEnv = process.env): BenchConf
     scaleEvents: Math.round(numberFrom(env, 'BENCH_SCALE_EVENTS', 4000, 100)),
     sections: new Set(sections),
     logLevel: logLevelFrom('BENCH_LOG_LEVEL', env.BENCH_LOG_LEVEL || 'info'),
-    workerVariant: settingsFrom(env, 'BENCH_WORKER_VARIANT'),
+    workerVariant,
+    pairs: Math.round(numberFrom(env, 'BENCH_PAIRS', 10, 1)),
   };
 }

@@ -19,6 +19,14 @@ describe('npm run bench settings', () => {
     });
   }
 
+  test('the pairs section pairs replyflow with the variant, ten times unless told otherwise', () => {
+    const variant = '{"WORKER_CONCURRENCY":"64"}';
+    assert.equal(loadBenchConfig({ BENCH_SECTIONS: 'pairs', BENCH_WORKER_VARIANT: variant }).pairs, 10);
+    assert.equal(loadBenchConfig({ BENCH_SECTIONS: 'pairs', BENCH_WORKER_VARIANT: variant, BENCH_PAIRS: '4' }).pairs, 4);
+    assert.throws(() => loadBenchConfig({ BENCH_SECTIONS: 'pairs' }), /BENCH_SECTIONS=pairs pairs replyflow with a variant: set BENCH_WORKER_VARIANT too/);
+    assert.throws(() => loadBenchConfig({ BENCH_SECTIONS: 'pairs', BENCH_WORKER_VARIANT: variant, BENCH_PAIRS: '0' }), /BENCH_PAIRS must be a number >= 1/);
+  });
+
   test('a log level that hides the start lines the bench waits for is refused, not waited on', () => {
     assert.throws(() => loadBenchConfig({ BENCH_LOG_LEVEL: 'warn' }), /BENCH_LOG_LEVEL: LOG_LEVEL must be one of trace, debug, info here/);
     assert.throws(() => loadBenchConfig({ BENCH_WORKER_VARIANT: '{"LOG_LEVEL":"error"}' }), /BENCH_WORKER_VARIANT: LOG_LEVEL must be one of/);
