@@ -147,16 +147,21 @@ export function renderScaleMarkdown(s: ScaleResult): string[] {
 }
 
 /** bench/results/scale.json as run.ts writes it: the scale section with the run's context. */
+/** "Measured <date> UTC at <commit>": when and on what code a report's figures were taken. */
+function measuredAt(r: Pick<BenchReport, 'startedAt' | 'code'>): string {
+  const code = r.code ? ` at ${r.code.commit}${r.code.modified ? ' (with uncommitted changes)' : ''}` : '';
+  return `Measured ${r.startedAt.slice(0, 16).replace('T', ' ')} UTC${code}`;
+}
+
 export type ScaleReport = Pick<BenchReport, 'startedAt' | 'finishedAt' | 'settings' | 'code' | 'machine'> & { scale: ScaleResult };
 
 /** Writes bench/results/scale.json, scale.md and scale.svg (run.ts after a scale run; render.ts from scale.json). */
 export function writeScaleFiles(r: ScaleReport): void {
   const s = r.scale;
   const m = r.machine.before;
-  const code = r.code ? ` at ${r.code.commit}${r.code.modified ? ' (with uncommitted changes)' : ''}` : '';
   const markdown = [
     '<!-- written by npm run bench with BENCH_SCALE=1 (bench/scale.ts, bench/report.ts); run it again rather than editing -->',
-    `Measured ${r.startedAt.slice(0, 16).replace('T', ' ')} UTC${code} on ${m.cpuModel}, ${m.cores} cores, Node ${m.node}, ${r.machine.redis}; ` +
+    `${measuredAt(r)} on ${m.cpuModel}, ${m.cores} cores, Node ${m.node}, ${r.machine.redis}; ` +
       `other work kept a median of ${n2(s.otherCores)} cores busy during the drains (load average ${m.loadavg.join(' ')} at the start, ${r.machine.after.loadavg.join(' ')} at the end).`,
     '',
     ...renderScaleMarkdown(s),
@@ -175,10 +180,9 @@ export type PairsReport = Pick<BenchReport, 'startedAt' | 'finishedAt' | 'settin
 /** The pairs section's files (pairs.json, pairs.md), apart from latest.*; returns the markdown. */
 export function writePairsFiles(r: PairsReport): string {
   const m = r.machine.before;
-  const code = r.code ? ` at ${r.code.commit}${r.code.modified ? ' (with uncommitted changes)' : ''}` : '';
   const markdown = [
     '<!-- written by npm run bench with BENCH_SECTIONS=pairs (bench/pairs.ts, bench/report.ts); run it again rather than editing -->',
-    `Measured ${r.startedAt.slice(0, 16).replace('T', ' ')} UTC${code} on ${m.cpuModel}, ${m.cores} cores, Node ${m.node}, ${r.machine.redis}.`,
+    `${measuredAt(r)} on ${m.cpuModel}, ${m.cores} cores, Node ${m.node}, ${r.machine.redis}.`,
     '',
     ...renderPairsMarkdown(r.pairs),
     ...(r.pairs.problems.length > 0 ? ['**Problems seen in this run:**', '', ...r.pairs.problems.map((p) => `- ${p}`), ''] : []),
@@ -196,7 +200,7 @@ export function renderMarkdown(r: BenchReport): string {
     .join(', ');
   out.push(
     `<!-- written by npm run bench (bench/report.ts); run it again rather than editing -->`,
-    `Measured ${r.startedAt.slice(0, 16).replace('T', ' ')} UTC${r.code ? ` at ${r.code.commit}${r.code.modified ? ' (with uncommitted changes)' : ''}` : ''} ` +
+    `${measuredAt(r)} ` +
       `in one run of \`npm run bench\` (${Math.round(r.durationSeconds / 60)} min) on ${m.cpuModel}, ` +
       `${m.cores} cores, Node ${m.node}, ${r.machine.redis} (${r.machine.redisConfig}), load from ${r.machine.loadGenerator} on 127.0.0.1. ` +
       `The machine is shared: other work kept a median of ${noise || 'n/a'} cores busy during the measured windows ` +
