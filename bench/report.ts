@@ -146,14 +146,17 @@ export function renderScaleMarkdown(s: ScaleResult): string[] {
   ];
 }
 
-/** bench/results/scale.json as run.ts writes it: the scale section with the run's context. */
 /** "Measured <date> UTC at <commit>": when and on what code a report's figures were taken. */
 function measuredAt(r: Pick<BenchReport, 'startedAt' | 'code'>): string {
   const code = r.code ? ` at ${r.code.commit}${r.code.modified ? ' (with uncommitted changes)' : ''}` : '';
   return `Measured ${r.startedAt.slice(0, 16).replace('T', ' ')} UTC${code}`;
 }
 
-export type ScaleReport = Pick<BenchReport, 'startedAt' | 'finishedAt' | 'settings' | 'code' | 'machine'> & { scale: ScaleResult };
+/** The run's context, which the sections with files of their own (scale, pairs) store beside their figures. */
+export type RunContext = Pick<BenchReport, 'startedAt' | 'finishedAt' | 'settings' | 'code' | 'machine'>;
+
+/** bench/results/scale.json as run.ts writes it: the scale section with the run's context. */
+export type ScaleReport = RunContext & { scale: ScaleResult };
 
 /** Writes bench/results/scale.json, scale.md and scale.svg (run.ts after a scale run; render.ts from scale.json). */
 export function writeScaleFiles(r: ScaleReport): void {
@@ -175,7 +178,7 @@ export function writeScaleFiles(r: ScaleReport): void {
   writeFileSync(join(resultsDir, 'scale.svg'), renderScaleSvg(s, `replyflow scale, ${r.startedAt.slice(0, 10)} (${m.cores} cores, ${m.cpuModel})`));
 }
 
-export type PairsReport = Pick<BenchReport, 'startedAt' | 'finishedAt' | 'settings' | 'code' | 'machine'> & { pairs: PairsResult };
+export type PairsReport = RunContext & { pairs: PairsResult };
 
 /** The pairs section's files (pairs.json, pairs.md), apart from latest.*; returns the markdown. */
 export function writePairsFiles(r: PairsReport): string {

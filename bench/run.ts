@@ -15,7 +15,7 @@ import { machineInfo } from './lib/sys.js';
 import { runProfile, type ProfileResult } from './profile.js';
 import { runRedisCost, type RedisCostResult } from './redis-cost.js';
 import { runPairs, type PairsResult } from './pairs.js';
-import { evaluateTargets, renderMarkdown, renderScaleMarkdown, writePairsFiles, writeScaleFiles, type BenchReport } from './report.js';
+import { evaluateTargets, renderMarkdown, renderScaleMarkdown, writePairsFiles, writeScaleFiles, type BenchReport, type RunContext } from './report.js';
 import { runScale, type ScaleResult } from './scale.js';
 import { runSoak, type SoakResult } from './soak.js';
 import { renderSvg } from './svg.js';
@@ -103,13 +103,14 @@ const report: BenchReport = {
   problems: [...(ingest?.problems ?? []), ...(worker?.problems ?? []), ...(soak?.problems ?? []), ...(scale?.problems ?? []), ...(pairs?.problems ?? [])],
 };
 const written: string[] = [];
+const context: RunContext = { startedAt: report.startedAt, finishedAt: report.finishedAt, settings, code, machine: report.machine };
 if (scale) {
   // The scale figures also stand alone, so a scale-only run (BENCH_SECTIONS=scale) does not replace latest.*.
-  writeScaleFiles({ startedAt: report.startedAt, finishedAt: report.finishedAt, settings, code, machine: report.machine, scale });
+  writeScaleFiles({ ...context, scale });
   written.push('scale.json', 'scale.md', 'scale.svg');
 }
 if (pairs) {
-  const markdown = writePairsFiles({ startedAt: report.startedAt, finishedAt: report.finishedAt, settings, code, machine: report.machine, pairs });
+  const markdown = writePairsFiles({ ...context, pairs });
   written.push('pairs.json', 'pairs.md');
   process.stdout.write(`\n${markdown}\n`);
 }
