@@ -19,6 +19,8 @@ export type StoreOutcome = 'queued' | 'duplicate';
 export interface IncomingEvent {
   receivedAt: number;
   traceId: string;
+  /** Whether the customer wrote it (direction `incoming`), rather than the business. */
+  incoming: boolean;
   payloadJson: string;
 }
 
@@ -28,7 +30,9 @@ export interface IncomingEvent {
  * as JSON, so it reads back as the same value, without a second stringify.
  */
 function jobDataJson(phone: string, event: IncomingEvent): string {
-  return `{"receivedAt":${event.receivedAt},"traceId":${JSON.stringify(event.traceId)},"phone":${JSON.stringify(phone)},"payload":${event.payloadJson}}`;
+  // The phone and direction come first, right after the seq the script puts
+  // first: the worker's completion script reads them there (completion.ts).
+  return `{"phone":${JSON.stringify(phone)},"incoming":${event.incoming},"receivedAt":${event.receivedAt},"traceId":${JSON.stringify(event.traceId)},"payload":${event.payloadJson}}`;
 }
 
 /** How long a webhook may wait for Redis before it is told to come back later (contract: 1 s). */

@@ -22,6 +22,13 @@ export interface EventJobData {
   /** Acceptance order, from one Redis counter; orders the phone's lane. */
   seq: number;
   phone: string;
+  /**
+   * Whether the customer wrote it. Its payload says so too; this copy, with
+   * the phone, sits at the start of the job's data, where the worker's
+   * completion script reads it (completion.ts). Absent from jobs queued by
+   * an older ingest.
+   */
+  incoming?: boolean;
 }
 
 export interface AttemptRecord {

@@ -88,7 +88,7 @@ export function webhookHandler(deps: WebhookDeps) {
     const { id, phone, direction, payloadJson } = checkWebhook(req, deps);
     let outcome;
     try {
-      outcome = await deps.store.store(id, phone, { receivedAt: Date.now(), traceId: traceIdOf(req, id), payloadJson });
+      outcome = await deps.store.store(id, phone, { receivedAt: Date.now(), traceId: traceIdOf(req, id), incoming: direction === 'incoming', payloadJson });
     } catch (error) {
       deps.logger.warn({ eventId: id, err: (error as Error).message }, 'could not store event, answering 503');
       throw new HttpError(503, 'unavailable', 'the event store is unavailable, retry later', { 'retry-after': '5' });

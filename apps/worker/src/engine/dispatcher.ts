@@ -2,12 +2,10 @@ import {
   addWorkflowJob,
   defineBatchedScript,
   doneKey,
-  phoneMemoryKey,
   seqKey,
   PHONE_MEMORY_SECONDS,
   jobKey,
   laneKey,
-  luaKey,
   parseAcceptedPayload,
   workflowJobId,
   DISPATCHED_FIELD,
@@ -26,54 +24,13 @@ import { backoffDelayMs } from './backoff.js';
 import { announceDebounced } from './debounce.js';
 import type { DeadLetters } from './dead-letter.js';
 import { workflowEventOf } from './workflow-event.js';
-import { finishedStepsFate, joinAnswerOf, JOIN_LANE_LUA, type JoinAnswer, type LaneExit, type LaneSeat, type Lanes, type StepsFate } from './lanes.js';
+import { carriedTurn, completionOf, type Completion } from './completion.js';
+import { finishedStepsFate, joinAnswerOf, type JoinAnswer, type LaneExit, type LaneSeat, type Lanes, type StepsFate } from './lanes.js';
+import { TURN_SCRIPT, type Turn } from './turn.js';
 import { routeOf, type WorkflowRoute } from './workflow-route.js';
 
 /** How often an event re-checks the phone's old shards after a change of QUEUE_SHARDS. */
 const OLDER_SHARDS_RECHECK_MS = 250;
-
-// The dispatcher's first round trip, for the common case of an event that
-// heads its intake lane: 'dispatched' (the done record says so), 'wait' (not
-// the head: Lanes.takeTurn decides), or 'head' (also for an event no longer in
-// the lane: an earlier run of its job released it, see dispatch) and whether this is the phone's
-// first contact, then the answers of the workflow lanes it joined on the way
-// (joinLane, lanes.ts). The done record is read once, for the event and every
-// lane. The first-contact key keeps the first event's id, so a redone dispatch
-// agrees; it is read only at the head, in acceptance order. GETEX renews its
-// expiry as it reads it (a phone is remembered for PHONE_MEMORY_SECONDS after
-// its last incoming event, not its first): one command for a phone seen
-// before, where SET NX GET, which leaves a found key's expiry alone, took an
-// EXPIRE after it.
-// The script makes its keys from the event id, the phone and the workflows'
-// names (luaKey), rather than being sent them: a batch's JSON was mostly keys.
-// KEYS: the shard's sequence (shared by the group: it routes the call in a
-// cluster). ARGV: event id, phone, 1 when the event is incoming, its
-// sequence, the name of each workflow whose lane to join, then (shared) the
-// shard's prefix and how long a phone is remembered.
-const TURN_SCRIPT = `${JOIN_LANE_LUA}
-local id, phone, seq = ARGV[1], ARGV[2], ARGV[4]
-local P, phoneTtl = ARGV[#ARGV - 1], ARGV[#ARGV]
-local seats = #ARGV - 6
-local fields = {'${DISPATCHED_FIELD}'}
-for i = 1, seats do fields[i + 1] = ARGV[4 + i] end
-local done = redis.call('HMGET', ${luaKey(doneKey, 'P', 'id')}, unpack(fields))
-if done[1] then return {'dispatched'} end
-local intake = ${luaKey((p: string, key: string) => laneKey(p, EVENTS_QUEUE, key), 'P', 'phone')}
-if redis.call('ZRANGE', intake, 0, 0)[1] ~= id and redis.call('ZSCORE', intake, id) then return {'wait'} end
-local turn = {'head', 0}
-if ARGV[3] == '1' then
-  local memory = ${luaKey(phoneMemoryKey, 'P', 'phone')}
-  local previous = redis.call('GETEX', memory, 'EX', phoneTtl)
-  if not previous then redis.call('SET', memory, id, 'EX', phoneTtl) end
-  if not previous or previous == id then turn[2] = 1 end
-end
-for i = 1, seats do
-  local workflow = ARGV[4 + i]
-  local member = ${luaKey(workflowJobId, 'workflow', 'id')}
-  local lane, job, steps = ${luaKey(laneKey, 'P', 'workflow', 'phone')}, ${luaKey(jobKey, 'P', 'workflow', 'member')}, ${luaKey(stepsKey, 'P', 'member')}
-  turn[2 + i] = joinLane(done[i + 1] ~= false, lane, job, steps, member, seq, KEYS[1])
-end
-return turn`;
 
 export interface DispatcherDeps {
   redis: RedisClient;
@@ -122,6 +79,8 @@ export function createDispatcher(targets: readonly DispatchTarget[], eventsQueue
   // their own) join their lanes in the turn's round trip: one call less per
   // event. Not with a debounce: user code that may fail before the lane is joined.
   const joinEarly = targets.filter(({ workflow }) => !workflow.match && !workflow.key && !workflow.debounce);
+  // What the completion script needs to take the next event's turn (completion.ts).
+  const nextTurn = [seqKey(prefix), prefix, String(PHONE_MEMORY_SECONDS), ...joinEarly.map(({ workflow }) => workflow.name)];
 
   // Nothing stores steps under an event job's id. Field '' records nothing: the lane is left early.
   const intakeExitOf = (job: Job<EventJobData>, field: string): LaneExit => ({
@@ -182,8 +141,8 @@ export function createDispatcher(targets: readonly DispatchTarget[], eventsQueue
     // The script makes each seat's keys as seatFor does.
     const args = [job.id!, event.phone, event.direction === 'incoming' ? '1' : '0', String(job.data.seq)];
     for (const seat of early) args.push(seat.field);
-    const readTurn = async () => (await turnScript(prefix, [], args, turnShared)) as [string, number?, ...unknown[]];
-    let turn = await readTurn();
+    const readTurn = async () => (await turnScript(prefix, [], args, turnShared)) as Turn;
+    let turn = carriedTurn(job) ?? (await readTurn());
     if (turn[0] === 'wait') {
       await lanes.takeTurn(job, token, eventsQueue, lane);
       turn = await readTurn();
@@ -282,7 +241,7 @@ export function createDispatcher(targets: readonly DispatchTarget[], eventsQueue
     return runInline(event, inline, leave);
   };
 
-  return async (job: Job<EventJobData>, token?: string): Promise<void> => {
+  return async (job: Job<EventJobData>, token?: string): Promise<Completion> => {
     const lane = laneKey(prefix, EVENTS_QUEUE, job.data.phone);
     const done = doneKey(prefix, job.id!);
     // Leaves lanes before the dispatch ends, which only the lock's holder may do.
@@ -305,8 +264,10 @@ export function createDispatcher(targets: readonly DispatchTarget[], eventsQueue
         if (event.firstContact && (await deps.rememberedInOlderShards(event.phone))) event.firstContact = false;
         inlineExits = await dispatch(job, leave, event, new Map(joinEarly.map((target, i) => [target, { seat: early[i]!, answer: turn.joined[i]! }])));
       }
-      // Also for a second job of an already dispatched event (two deliveries racing at the ingest).
-      await lanes.finish(job, token, eventsQueue, done, deps.dedupeTtlSeconds, [...inlineExits, intakeExitOf(job, DISPATCHED_FIELD)]);
+      // Also for a second job of an already dispatched event (two deliveries
+      // racing at the ingest). BullMQ's completion leaves the lanes (completion.ts).
+      const exits = [...inlineExits, intakeExitOf(job, DISPATCHED_FIELD)];
+      return completionOf(lanes.leaveCall(job, token, eventsQueue, done, deps.dedupeTtlSeconds, exits), exits, nextTurn);
     } catch (error) {
       if (error instanceof DelayedError) throw error;
       // Dispatch fails only when Redis does: try again, never give the event up.

@@ -20,24 +20,30 @@ const ABANDONED_AFTER_MS = 10_000;
 // not deleted.
 // KEYS: lock, done record, then per exit its lane, steps hash and queue's delayed set.
 // ARGV: token, ttl, then per exit its member, done field ('' for none) and what becomes of the steps (StepsFate).
-const LEAVE_SCRIPT = `
-if ARGV[1] ~= '' and redis.call('GET', KEYS[1]) ~= ARGV[1] then return false end
-local heads, fields = {}, {}
-for i = 1, (#KEYS - 2) / 3 do
-  local lane, steps, delayed = KEYS[3 * i], KEYS[3 * i + 1], KEYS[3 * i + 2]
-  local member, fate = ARGV[3 * i], ARGV[3 * i + 2]
-  if ARGV[3 * i + 1] ~= '' then
-    fields[#fields + 1] = ARGV[3 * i + 1]
-    fields[#fields + 1] = '1'
+// The dispatcher's last one runs inside BullMQ's completion (completion.ts).
+export const LEAVE_LANES_LUA = `
+local function leaveLanes(KEYS, ARGV)
+  if ARGV[1] ~= '' and redis.call('GET', KEYS[1]) ~= ARGV[1] then return false end
+  local heads, fields = {}, {}
+  for i = 1, (#KEYS - 2) / 3 do
+    local lane, steps, delayed = KEYS[3 * i], KEYS[3 * i + 1], KEYS[3 * i + 2]
+    local member, fate = ARGV[3 * i], ARGV[3 * i + 2]
+    if ARGV[3 * i + 1] ~= '' then
+      fields[#fields + 1] = ARGV[3 * i + 1]
+      fields[#fields + 1] = '1'
+    end
+    if fate == 'keep' then redis.call('EXPIRE', steps, ARGV[2]) elseif fate == 'drop' then redis.call('DEL', steps) end
+    redis.call('ZREM', lane, member)
+    local head = redis.call('ZRANGE', lane, 0, 0)[1]
+    heads[i] = (head and redis.call('ZSCORE', delayed, head)) and head or ''
   end
-  if fate == 'keep' then redis.call('EXPIRE', steps, ARGV[2]) elseif fate == 'drop' then redis.call('DEL', steps) end
-  redis.call('ZREM', lane, member)
-  local head = redis.call('ZRANGE', lane, 0, 0)[1]
-  heads[i] = (head and redis.call('ZSCORE', delayed, head)) and head or ''
-end
-if #fields > 0 then redis.call('HSET', KEYS[2], unpack(fields)) end
-redis.call('EXPIRE', KEYS[2], ARGV[2])
-return heads`;
+  if #fields > 0 then redis.call('HSET', KEYS[2], unpack(fields)) end
+  redis.call('EXPIRE', KEYS[2], ARGV[2])
+  return heads
+end`;
+
+const LEAVE_SCRIPT = `${LEAVE_LANES_LUA}
+return leaveLanes(KEYS, ARGV)`;
 
 // Joins a workflow's lane for the dispatcher, and says what to do: 'finished'
 // (the done record has the workflow: the caller read it, as `finished`),
@@ -178,6 +184,14 @@ export class Lanes {
    * then wakes the next job of each lane. Whether the lock was held.
    */
   async finish(job: Job, token: string | undefined, queue: Queue, doneKey: string, ttlSeconds: number, exits: readonly LaneExit[]): Promise<boolean> {
+    const { keys, args } = this.leaveCall(job, token, queue, doneKey, ttlSeconds, exits);
+    const heads = (await this.leave(this.prefix, keys, args)) as string[] | null;
+    await Promise.all((heads ?? []).map((head, index) => (head ? this.promote(exits[index]!.queue, head) : undefined)));
+    return heads !== null;
+  }
+
+  /** The keys and arguments of LEAVE_LANES_LUA for `finish`. */
+  leaveCall(job: Job, token: string | undefined, queue: Queue, doneKey: string, ttlSeconds: number, exits: readonly LaneExit[]) {
     const keys = [`${jobKey(this.prefix, queue.name, job.id!)}:lock`, doneKey];
     const args = [token ?? '', String(ttlSeconds)];
     // Loops, not flatMap and spreads: this runs for every event.
@@ -185,9 +199,7 @@ export class Lanes {
       keys.push(exit.lane, exit.stepsKey, exit.queue.keys.delayed!);
       args.push(exit.member, exit.field, exit.steps);
     }
-    const heads = (await this.leave(this.prefix, keys, args)) as string[] | null;
-    await Promise.all((heads ?? []).map((head, index) => (head ? this.promote(exits[index]!.queue, head) : undefined)));
-    return heads !== null;
+    return { keys, args };
   }
 
   /** Puts `seat.member` in its lane (NX) unless its workflow already finished; see JOIN_LANE_LUA for the answers. */

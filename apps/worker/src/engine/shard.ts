@@ -3,6 +3,7 @@ import type { Workflow, WorkflowEvent } from '@replyflow/workflow';
 import { Queue, Worker, type WorkerOptions } from 'bullmq';
 import type { DeadLetters } from './dead-letter.js';
 import type { SharedRateLimit } from './rate-limit.js';
+import { installCompletion } from './completion.js';
 import { createDispatcher } from './dispatcher.js';
 import { Lanes } from './lanes.js';
 import { createWorkflowRunner, type WorkflowJob } from './workflow-runner.js';
@@ -22,13 +23,14 @@ export interface ShardDeps {
   deadLetters: DeadLetters;
   metrics: ReturnType<typeof workerMetrics>;
   logger: Logger;
-  workerOptions: Omit<WorkerOptions, 'prefix'>;
+  workerOptions: Omit<WorkerOptions, 'prefix' | 'connection'> & { connection: RedisClient };
 }
 
 /** The BullMQ workers of one shard: the dispatcher on `events`, and a runner per workflow. */
 export function startShard(deps: ShardDeps): { workers: Worker[]; queues: Queue[] } {
   const { redis, prefix, config, logger } = deps;
   const options = { ...deps.workerOptions, prefix };
+  installCompletion(options.connection);
   const lanes = new Lanes(redis, prefix, logger);
   const queues: Queue[] = [];
   const workers: Worker[] = [];

@@ -1,0 +1,107 @@
+import type { RedisClient } from '@replyflow/shared';
+import type { Job } from 'bullmq';
+import { createRequire } from 'node:module';
+import { LEAVE_LANES_LUA, type LaneExit } from './lanes.js';
+import { DISPATCH_TURN_LUA, type Turn } from './turn.js';
+
+// BullMQ's own scripts, as the installed version ships them (completion.test.ts
+// runs BullMQ's completions through them, so an upgrade that moves them fails
+// there): the one that completes a job and hands the worker its next one, and
+// the one that promotes a delayed job.
+const require = createRequire(import.meta.url);
+const { version } = require('bullmq/dist/cjs/version.js') as { version: string };
+type BullScript = { content: string; keys: number };
+const { moveToFinished } = require('bullmq/dist/cjs/scripts/moveToFinished-14.js') as { moveToFinished: BullScript };
+const { promote } = require('bullmq/dist/cjs/scripts/promote-9.js') as { promote: BullScript };
+
+// BullMQ's completion, with the dispatcher's finishing before it and the next
+// event's turn after it, in one script: an event's own round trips are then
+// BullMQ's alone, the finishing can no longer be separated from the
+// completion by a crash, and the next job arrives knowing its turn. The
+// dispatcher asks for this by returning a Completion: its JSON is BullMQ's
+// return value argument (ARGV[4]), replaced by 'null' before BullMQ stores or
+// publishes it. Any other completion or failure is BullMQ's unchanged.
+// The finishing is LEAVE_LANES_LUA's, checking the same lock BullMQ then
+// releases; the heads it reports as parked are promoted here, by BullMQ's
+// script. The turn is DISPATCH_TURN_LUA's, for the job BullMQ fetched, from
+// the seq, phone and direction at the start of its data (event-store.ts); it
+// travels back as that job's `progress`, which event jobs never store. A job
+// queued by an older ingest, or fetched any other way, takes its turn itself.
+const COMPLETION_LUA = `
+local function bullmqMoveToFinished(KEYS, ARGV)
+${moveToFinished.content}
+end
+local function bullmqPromote(KEYS, ARGV)
+${promote.content}
+end
+${LEAVE_LANES_LUA}
+${DISPATCH_TURN_LUA}
+local function promoteParked(heads, queues)
+  for i = 1, #heads do
+    local q, head = queues[i], heads[i]
+    if head ~= '' then
+      bullmqPromote({q .. 'delayed', q .. 'wait', q .. 'paused', q .. 'meta', q .. 'prioritized', q .. 'active', q .. 'pc', q .. 'events', q .. 'marker'}, {q, head})
+    end
+  end
+end
+local function takeNextTurn(next, turn)
+  local fields = next[1]
+  for i = 1, #fields, 2 do
+    if fields[i] == 'data' then
+      local seq, phone, incoming = string.match(fields[i + 1], '^{"seq":(%d+),"phone":"([^"\\\\]*)","incoming":(%a+),')
+      if not seq then return end
+      local args = {next[2], phone, incoming == 'true' and '1' or '0', seq}
+      for j = 4, #turn do args[#args + 1] = turn[j] end
+      args[#args + 1] = turn[2]
+      args[#args + 1] = turn[3]
+      fields[#fields + 1] = 'progress'
+      fields[#fields + 1] = cjson.encode({rfTurn = dispatchTurn({turn[1]}, args)})
+      return
+    end
+  end
+end
+local spec
+if ARGV[5] == 'completed' and string.sub(ARGV[4], 1, 6) == '{"rf":' then
+  spec = cjson.decode(ARGV[4]).rf
+  ARGV[4] = 'null'
+  local heads = leaveLanes(spec.k, spec.a)
+  if heads then promoteParked(heads, spec.q) end
+end
+local answer = bullmqMoveToFinished(KEYS, ARGV)
+if spec and type(answer) == 'table' and type(answer[1]) == 'table' then takeNextTurn(answer, spec.t) end
+return answer`;
+
+/**
+ * Puts the completion script in place of BullMQ's on `connection`, before any
+ * Worker or Queue loads BullMQ's (BullMQ defines a script only where none of
+ * that name is). Every queue on the connection runs it; only a Completion
+ * changes what it does.
+ */
+export function installCompletion(connection: RedisClient): void {
+  connection.defineCommand(`moveToFinished:${version}`, { numberOfKeys: moveToFinished.keys, lua: COMPLETION_LUA });
+}
+
+/** What the dispatcher returns to BullMQ for the completion script; see COMPLETION_LUA. */
+export interface Completion {
+  rf: {
+    /** LEAVE_LANES_LUA's keys and arguments. */
+    k: string[];
+    a: string[];
+    /** Each exit's queue key prefix, where its parked head is promoted. */
+    q: string[];
+    /** The shard's sequence key, its prefix and how long a phone is remembered, then the workflows whose lanes a turn joins. */
+    t: string[];
+  };
+}
+
+export function completionOf(leave: { keys: string[]; args: string[] }, exits: readonly LaneExit[], turn: string[]): Completion {
+  const q: string[] = [];
+  for (const exit of exits) q.push(exit.queue.keys['']!);
+  return { rf: { k: leave.keys, a: leave.args, q, t: turn } };
+}
+
+/** The turn the completion script took for `job`, if it did. */
+export function carriedTurn(job: Job): Turn | undefined {
+  const progress = job.progress as { rfTurn?: Turn } | number;
+  return typeof progress === 'object' && progress !== null ? progress.rfTurn : undefined;
+}

@@ -1,0 +1,137 @@
+import assert from 'node:assert/strict';
+import { describe, test } from 'node:test';
+import { doneKey, laneKey, phoneMemoryKey, seqKey, shardOwnerKey, DISPATCHED_FIELD, EVENTS_QUEUE, type Logger } from '@replyflow/shared';
+import { Job, Queue, Worker } from 'bullmq';
+import type { Redis } from 'ioredis';
+import { defineEnqueueScript } from '../../apps/ingest/src/enqueue-script.js';
+import { carriedTurn, completionOf, installCompletion } from '../../apps/worker/src/engine/completion.js';
+import { Lanes } from '../../apps/worker/src/engine/lanes.js';
+import { loadFixture } from '../helpers/fixtures.js';
+import { useRedisServer } from '../helpers/redis-server.js';
+
+const PHONE = '447700900001';
+const payloadJson = JSON.stringify(loadFixture('incoming-text').json);
+/** Job data as the ingest writes it (event-store.ts): phone and direction first. */
+const dataJson = `{"phone":"${PHONE}","incoming":true,"receivedAt":1800000000000,"traceId":"trace","payload":${payloadJson}}`;
+
+/** Every key under a prefix with its content, minus what differs by nature (times, stream ids). */
+async function snapshot(redis: Redis, prefix: string): Promise<Record<string, unknown>> {
+  const shot: Record<string, unknown> = {};
+  for (const key of (await redis.keys(`${prefix}:*`)).sort()) {
+    const name = key.slice(prefix.length);
+    const type = await redis.type(key);
+    if (type === 'hash') {
+      const { timestamp, processedOn, finishedOn, ...fields } = await redis.hgetall(key);
+      shot[name] = { type, fields, times: [timestamp, processedOn, finishedOn].map((t) => t !== undefined) };
+    } else if (type === 'list') shot[name] = { type, items: await redis.lrange(key, 0, -1) };
+    else if (type === 'zset') shot[name] = { type, items: await redis.zrange(key, 0, -1) };
+    else if (type === 'stream') shot[name] = { type, entries: (await redis.xrange(key, '-', '+')).map(([, fields]) => fields) };
+    else if (type === 'string' && !/(:lock|stalled-check)$/.test(name)) shot[name] = { type, value: await redis.get(key) };
+  }
+  return shot;
+}
+
+/** Runs a Worker on `connection`, one job at a time, until `jobs` of them completed or failed. */
+async function work(connection: Redis, prefix: string, jobs: number, processor: (job: Job, token?: string) => Promise<unknown>): Promise<void> {
+  const worker = new Worker(EVENTS_QUEUE, processor, { connection, prefix, concurrency: 1 });
+  let settled = 0;
+  await new Promise<void>((resolve) => {
+    const count = () => ++settled === jobs && resolve();
+    worker.on('completed', count);
+    worker.on('failed', count);
+  });
+  await worker.close();
+}
+
+describe("BullMQ's completion with the dispatcher's finishing and the next turn (apps/worker/src/engine/completion.ts)", () => {
+  const redisServer = useRedisServer();
+  const connection = () => redisServer.client.duplicate({ maxRetriesPerRequest: null });
+
+  test("leaves every other completion and failure exactly as BullMQ's own script does (guards BullMQ upgrades)", async () => {
+    const plain = connection();
+    const installed = connection();
+    installCompletion(installed);
+    for (const [prefix, client] of [['a', plain], ['b', installed]] as const) {
+      const queue = new Queue(EVENTS_QUEUE, { connection: client, prefix });
+      await queue.add('kept', { n: 1 }, { jobId: 'j1' });
+      await queue.add('removed', { n: 2 }, { jobId: 'j2', removeOnComplete: true });
+      await queue.add('failed', { n: 3 }, { jobId: 'j3' });
+      await work(client, prefix, 3, async (job) => {
+        if (job.name === 'failed') throw new Error('no');
+        return { answer: job.data.n };
+      });
+      await queue.close();
+    }
+    const a = await snapshot(redisServer.client, 'a');
+    assert.deepEqual(await snapshot(redisServer.client, 'b'), a);
+    assert.equal((a[':events:j1'] as { fields: Record<string, string> }).fields.returnvalue, '{"answer":1}', 'the comparison saw the return value');
+    plain.disconnect();
+    installed.disconnect();
+  });
+
+  test('a Completion leaves the lane under the lock, promotes the parked next event, and hands that event its turn', async () => {
+    const redis = redisServer.client;
+    const client = connection();
+    installCompletion(client);
+    const prefix = 'c';
+    const queue = new Queue(EVENTS_QUEUE, { connection: client, prefix });
+    await queue.waitUntilReady();
+    await redis.set(shardOwnerKey(prefix), '1');
+    const enqueue = defineEnqueueScript(redis);
+    assert.equal(await enqueue(prefix, 1, 'e1', PHONE, dataJson), 'e1');
+    assert.equal(await enqueue(prefix, 1, 'e2', PHONE, dataJson), 'e2');
+    // e2 parked, as a job that found e1 ahead of it: only e1's leaving brings it back.
+    await redis.lrem(queue.keys.wait!, 0, 'e2');
+    await redis.zadd(queue.keys.delayed!, (Date.now() + 60_000) * 0x1000, 'e2');
+    const lane = laneKey(prefix, EVENTS_QUEUE, PHONE);
+    const lanes = new Lanes(redis, prefix, { warn: () => {} } as unknown as Logger);
+    const turns: Record<string, unknown> = {};
+    const events: string[] = [];
+    await work(client, prefix, 2, async (job, token) => {
+      turns[job.id!] = carriedTurn(job);
+      events.push(job.id!);
+      const exits = [{ queue, lane, member: job.id!, field: DISPATCHED_FIELD, stepsKey: `${prefix}:steps:${job.id}`, steps: 'none' as const }];
+      return completionOf(lanes.leaveCall(job, token, queue, doneKey(prefix, job.id!), 60, exits), exits, [seqKey(prefix), prefix, '600']);
+    });
+    assert.deepEqual(events, ['e1', 'e2']);
+    assert.equal(turns.e1, undefined, 'the first job came from BullMQ alone');
+    assert.deepEqual(turns.e2, ['head', 1], "e2 came with e1's completion, as the lane's head and the phone's first contact");
+    assert.equal(await redis.get(phoneMemoryKey(prefix, PHONE)), 'e2');
+    assert.deepEqual(await redis.zrange(lane, 0, -1), [], 'both left the lane');
+    for (const id of ['e1', 'e2']) assert.equal(await redis.hget(doneKey(prefix, id), DISPATCHED_FIELD), '1');
+    assert.equal(await redis.exists(`${prefix}:events:e1`, `${prefix}:events:e2`), 0, 'BullMQ completed both');
+    const published = (await redis.xrange(queue.keys.events!, '-', '+')).map(([, fields]) => fields).filter((f) => f[1] === 'completed');
+    assert.deepEqual(published.map((f) => f[f.indexOf('returnvalue') + 1]), ['null', 'null'], 'the Completion is neither stored nor published');
+    await queue.close();
+    client.disconnect();
+  });
+
+  test('a Completion whose lock another worker holds leaves nothing, and BullMQ reports the lost lock', async () => {
+    const redis = redisServer.client;
+    const client = connection();
+    installCompletion(client);
+    const prefix = 'd';
+    const queue = new Queue(EVENTS_QUEUE, { connection: client, prefix });
+    await queue.waitUntilReady();
+    await redis.set(shardOwnerKey(prefix), '1');
+    assert.equal(await defineEnqueueScript(redis)(prefix, 1, 'e1', PHONE, dataJson), 'e1');
+    const lane = laneKey(prefix, EVENTS_QUEUE, PHONE);
+    const lanes = new Lanes(redis, prefix, { warn: () => {} } as unknown as Logger);
+    const worker = new Worker(
+      EVENTS_QUEUE,
+      async (job, token) => {
+        await redis.set(`${prefix}:events:${job.id}:lock`, 'another worker');
+        const exits = [{ queue, lane, member: job.id!, field: DISPATCHED_FIELD, stepsKey: `${prefix}:steps:${job.id}`, steps: 'none' as const }];
+        return completionOf(lanes.leaveCall(job, token, queue, doneKey(prefix, job.id!), 60, exits), exits, [seqKey(prefix), prefix, '600']);
+      },
+      { connection: client, prefix },
+    );
+    const error = await new Promise<Error>((resolve) => worker.on('error', resolve));
+    await worker.close(true);
+    assert.match(error.message, /lock/i);
+    assert.deepEqual(await redis.zrange(lane, 0, -1), ['e1'], 'still heads its lane');
+    assert.equal(await redis.exists(doneKey(prefix, 'e1')), 0, 'no done record');
+    await queue.close();
+    client.disconnect();
+  });
+});
