@@ -10,9 +10,10 @@ import { loadFixture } from '../helpers/fixtures.js';
 import { useRedisServer } from '../helpers/redis-server.js';
 
 const PHONE = '447700900001';
+const OTHER_PHONE = '447700900002';
 const payloadJson = JSON.stringify(loadFixture('incoming-text').json);
 /** Job data as the ingest writes it (event-store.ts): phone and direction first. */
-const dataJson = `{"phone":"${PHONE}","incoming":true,"receivedAt":1800000000000,"traceId":"trace","payload":${payloadJson}}`;
+const dataOf = (phone: string) => `{"phone":"${phone}","incoming":true,"receivedAt":1800000000000,"traceId":"trace","payload":${payloadJson}}`;
 
 /** Every key under a prefix with its content, minus what differs by nature (times, stream ids). */
 async function snapshot(redis: Redis, prefix: string): Promise<Record<string, unknown>> {
@@ -69,7 +70,7 @@ describe("BullMQ's completion with the dispatcher's finishing and the next turn 
     installed.disconnect();
   });
 
-  test('a Completion leaves the lane under the lock, promotes the parked next event, and hands that event its turn', async () => {
+  test("a Completion leaves the lanes, promotes a parked next event, and hands the job BullMQ fetches its turn", async () => {
     const redis = redisServer.client;
     const client = connection();
     installCompletion(client);
@@ -78,30 +79,31 @@ describe("BullMQ's completion with the dispatcher's finishing and the next turn 
     await queue.waitUntilReady();
     await redis.set(shardOwnerKey(prefix), '1');
     const enqueue = defineEnqueueScript(redis);
-    assert.equal(await enqueue(prefix, 1, 'e1', PHONE, dataJson), 'e1');
-    assert.equal(await enqueue(prefix, 1, 'e2', PHONE, dataJson), 'e2');
-    // e2 parked, as a job that found e1 ahead of it: only e1's leaving brings it back.
+    for (const [id, phone] of [['e1', PHONE], ['e2', PHONE], ['e3', OTHER_PHONE]]) assert.equal(await enqueue(prefix, 1, id, phone, dataOf(phone)), id);
+    // e2 parked, as a job that found e1 ahead of it: only e1's leaving brings it back within the test.
     await redis.lrem(queue.keys.wait!, 0, 'e2');
     await redis.zadd(queue.keys.delayed!, (Date.now() + 60_000) * 0x1000, 'e2');
-    const lane = laneKey(prefix, EVENTS_QUEUE, PHONE);
     const lanes = new Lanes(redis, prefix, { warn: () => {} } as unknown as Logger);
     const turns: Record<string, unknown> = {};
-    const events: string[] = [];
-    await work(client, prefix, 2, async (job, token) => {
+    const order: string[] = [];
+    await work(client, prefix, 3, async (job, token) => {
       turns[job.id!] = carriedTurn(job);
-      events.push(job.id!);
+      order.push(job.id!);
+      const lane = laneKey(prefix, EVENTS_QUEUE, job.data.phone);
       const exits = [{ queue, lane, member: job.id!, field: DISPATCHED_FIELD, stepsKey: `${prefix}:steps:${job.id}`, steps: 'none' as const }];
       return completionOf(lanes.leaveCall(job, token, queue, doneKey(prefix, job.id!), 60, exits), exits, [seqKey(prefix), prefix, '600']);
     });
-    assert.deepEqual(events, ['e1', 'e2']);
+    assert.deepEqual(order, ['e1', 'e3', 'e2'], 'e2 ran once e1 had left, long before its delay');
     assert.equal(turns.e1, undefined, 'the first job came from BullMQ alone');
-    assert.deepEqual(turns.e2, ['head', 1], "e2 came with e1's completion, as the lane's head and the phone's first contact");
+    assert.deepEqual(turns.e3, ['head', 1], "e3 came with e1's completion, as its lane's head and its phone's first contact");
+    // e1 took no turn here (no dispatcher ran it), so e2's is its phone's first.
+    assert.deepEqual(turns.e2, ['head', 1], "e2 came with e3's, as its lane's head once e1 had left");
     assert.equal(await redis.get(phoneMemoryKey(prefix, PHONE)), 'e2');
-    assert.deepEqual(await redis.zrange(lane, 0, -1), [], 'both left the lane');
-    for (const id of ['e1', 'e2']) assert.equal(await redis.hget(doneKey(prefix, id), DISPATCHED_FIELD), '1');
-    assert.equal(await redis.exists(`${prefix}:events:e1`, `${prefix}:events:e2`), 0, 'BullMQ completed both');
+    for (const phone of [PHONE, OTHER_PHONE]) assert.deepEqual(await redis.zrange(laneKey(prefix, EVENTS_QUEUE, phone), 0, -1), [], 'every event left its lane');
+    for (const id of ['e1', 'e2', 'e3']) assert.equal(await redis.hget(doneKey(prefix, id), DISPATCHED_FIELD), '1');
+    assert.equal(await redis.exists(`${prefix}:events:e1`, `${prefix}:events:e2`, `${prefix}:events:e3`), 0, 'BullMQ completed all three');
     const published = (await redis.xrange(queue.keys.events!, '-', '+')).map(([, fields]) => fields).filter((f) => f[1] === 'completed');
-    assert.deepEqual(published.map((f) => f[f.indexOf('returnvalue') + 1]), ['null', 'null'], 'the Completion is neither stored nor published');
+    assert.deepEqual(published.map((f) => f[f.indexOf('returnvalue') + 1]), ['null', 'null', 'null'], 'the Completion is neither stored nor published');
     await queue.close();
     client.disconnect();
   });
@@ -114,7 +116,7 @@ describe("BullMQ's completion with the dispatcher's finishing and the next turn 
     const queue = new Queue(EVENTS_QUEUE, { connection: client, prefix });
     await queue.waitUntilReady();
     await redis.set(shardOwnerKey(prefix), '1');
-    assert.equal(await defineEnqueueScript(redis)(prefix, 1, 'e1', PHONE, dataJson), 'e1');
+    assert.equal(await defineEnqueueScript(redis)(prefix, 1, 'e1', PHONE, dataOf(PHONE)), 'e1');
     const lane = laneKey(prefix, EVENTS_QUEUE, PHONE);
     const lanes = new Lanes(redis, prefix, { warn: () => {} } as unknown as Logger);
     const worker = new Worker(

@@ -14,19 +14,23 @@ type BullScript = { content: string; keys: number };
 const { moveToFinished } = require('bullmq/dist/cjs/scripts/moveToFinished-14.js') as { moveToFinished: BullScript };
 const { promote } = require('bullmq/dist/cjs/scripts/promote-9.js') as { promote: BullScript };
 
-// BullMQ's completion, with the dispatcher's finishing before it and the next
-// event's turn after it, in one script: an event's own round trips are then
+// BullMQ's completion, then the dispatcher's finishing and the next event's
+// turn, in one script: an event's own round trips are then
 // BullMQ's alone, the finishing can no longer be separated from the
 // completion by a crash, and the next job arrives knowing its turn. The
 // dispatcher asks for this by returning a Completion: its JSON is BullMQ's
 // return value argument (ARGV[4]), replaced by 'null' before BullMQ stores or
 // publishes it. Any other completion or failure is BullMQ's unchanged.
-// The finishing is LEAVE_LANES_LUA's, checking the same lock BullMQ then
-// releases; the heads it reports as parked are promoted here, by BullMQ's
-// script. The turn is DISPATCH_TURN_LUA's, for the job BullMQ fetched, from
-// the seq, phone and direction at the start of its data (event-store.ts); it
-// travels back as that job's `progress`, which event jobs never store. A job
-// queued by an older ingest, or fetched any other way, takes its turn itself.
+// The finishing is LEAVE_LANES_LUA's, run once BullMQ's part has succeeded,
+// which checked and released the job's lock: a worker that lost its lock
+// changes nothing, as before. The heads it reports as parked are promoted
+// here, by BullMQ's script; since BullMQ fetched first, the worker's next job
+// is not one of them, and a promoted head waits for the next fetch. The turn
+// is DISPATCH_TURN_LUA's, for the job BullMQ fetched, from the seq, phone and
+// direction at the start of its data (event-store.ts) and from its count of
+// runs; it travels back as that job's `progress`, which event jobs never
+// store. A job queued by an older ingest, or fetched any other way, takes its
+// turn itself.
 const COMPLETION_LUA = `
 local function bullmqMoveToFinished(KEYS, ARGV)
 ${moveToFinished.content}
@@ -45,30 +49,30 @@ local function promoteParked(heads, queues)
   end
 end
 local function takeNextTurn(next, turn)
-  local fields = next[1]
+  local fields, data, started = next[1]
   for i = 1, #fields, 2 do
-    if fields[i] == 'data' then
-      local seq, phone, incoming = string.match(fields[i + 1], '^{"seq":(%d+),"phone":"([^"\\\\]*)","incoming":(%a+),')
-      if not seq then return end
-      local args = {next[2], phone, incoming == 'true' and '1' or '0', seq}
-      for j = 4, #turn do args[#args + 1] = turn[j] end
-      args[#args + 1] = turn[2]
-      args[#args + 1] = turn[3]
-      fields[#fields + 1] = 'progress'
-      fields[#fields + 1] = cjson.encode({rfTurn = dispatchTurn({turn[1]}, args)})
-      return
-    end
+    if fields[i] == 'data' then data = fields[i + 1] elseif fields[i] == 'ats' then started = fields[i + 1] end
   end
+  local seq, phone, incoming = string.match(data or '', '^{"seq":(%d+),"phone":"([^"\\\\]*)","incoming":(%a+),')
+  if not seq then return end
+  local args = {next[2], phone, incoming == 'true' and '1' or '0', seq}
+  for j = 4, #turn do args[#args + 1] = turn[j] end
+  args[#args + 1] = turn[2]
+  args[#args + 1] = turn[3]
+  fields[#fields + 1] = 'progress'
+  fields[#fields + 1] = cjson.encode({rfTurn = dispatchTurn({turn[1]}, args, started == '1')})
 end
 local spec
 if ARGV[5] == 'completed' and string.sub(ARGV[4], 1, 6) == '{"rf":' then
   spec = cjson.decode(ARGV[4]).rf
   ARGV[4] = 'null'
-  local heads = leaveLanes(spec.k, spec.a)
-  if heads then promoteParked(heads, spec.q) end
 end
 local answer = bullmqMoveToFinished(KEYS, ARGV)
-if spec and type(answer) == 'table' and type(answer[1]) == 'table' then takeNextTurn(answer, spec.t) end
+if spec and (type(answer) == 'table' or answer >= 0) then
+  spec.a[1] = ''
+  promoteParked(leaveLanes(spec.k, spec.a), spec.q)
+  if type(answer) == 'table' and type(answer[1]) == 'table' then takeNextTurn(answer, spec.t) end
+end
 return answer`;
 
 /**

@@ -22,14 +22,17 @@ import { JOIN_LANE_LUA } from './lanes.js';
 // shard's prefix and how long a phone is remembered.
 // The same function serves the dispatcher's batched script and BullMQ's
 // completion, which takes the turn of the job it hands on (completion.ts).
+// `firstRun`: the job's first run, which finds no done record: the ingest
+// adds no job for an event that has one (enqueue-script.ts), and only the
+// event's own job writes one. The completion knows; the record is not read.
 export const DISPATCH_TURN_LUA = `${JOIN_LANE_LUA}
-local function dispatchTurn(KEYS, ARGV)
+local function dispatchTurn(KEYS, ARGV, firstRun)
   local id, phone, seq = ARGV[1], ARGV[2], ARGV[4]
   local P, phoneTtl = ARGV[#ARGV - 1], ARGV[#ARGV]
   local seats = #ARGV - 6
-  local fields = {'${DISPATCHED_FIELD}'}
-  for i = 1, seats do fields[i + 1] = ARGV[4 + i] end
-  local done = redis.call('HMGET', ${luaKey(doneKey, 'P', 'id')}, unpack(fields))
+  local fields, done = {'${DISPATCHED_FIELD}'}, {false}
+  for i = 1, seats do fields[i + 1], done[i + 1] = ARGV[4 + i], false end
+  if not firstRun then done = redis.call('HMGET', ${luaKey(doneKey, 'P', 'id')}, unpack(fields)) end
   if done[1] then return {'dispatched'} end
   local intake = ${luaKey((p: string, key: string) => laneKey(p, EVENTS_QUEUE, key), 'P', 'phone')}
   if redis.call('ZRANGE', intake, 0, 0)[1] ~= id and redis.call('ZSCORE', intake, id) then return {'wait'} end
