@@ -1,11 +1,11 @@
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
-import { doneKey, laneKey, phoneMemoryKey, seqKey, shardOwnerKey, DISPATCHED_FIELD, EVENTS_QUEUE, type Logger } from '@replyflow/shared';
+import { doneKey, laneKey, phoneMemoryKey, shardOwnerKey, DISPATCHED_FIELD, EVENTS_QUEUE } from '@replyflow/shared';
 import { Job, Queue, Worker } from 'bullmq';
 import type { Redis } from 'ioredis';
 import { defineEnqueueScript } from '../../apps/ingest/src/enqueue-script.js';
-import { carriedTurn, completionOf, installCompletion } from '../../apps/worker/src/engine/completion.js';
-import { Lanes } from '../../apps/worker/src/engine/lanes.js';
+import { carriedTurn, completionOf, installCompletion, type DispatchFinish } from '../../apps/worker/src/engine/completion.js';
+import type { LaneExit } from '../../apps/worker/src/engine/lanes.js';
 import { loadFixture } from '../helpers/fixtures.js';
 import { useRedisServer } from '../helpers/redis-server.js';
 
@@ -32,8 +32,11 @@ async function snapshot(redis: Redis, prefix: string): Promise<Record<string, un
   return shot;
 }
 
+/** The dispatch of an event that ran no workflow: it only leaves its intake lane. */
+const finishOf = (prefix: string, job: Job): DispatchFinish => ({ prefix, dedupeTtlSeconds: 60, phone: job.data.phone, joinedByTurn: [], workflowExits: [] });
+
 /** Runs a Worker on `connection`, one job at a time, until `jobs` of them completed or failed. */
-async function work(connection: Redis, prefix: string, jobs: number, processor: (job: Job, token?: string) => Promise<unknown>): Promise<void> {
+async function work(connection: Redis, prefix: string, jobs: number, processor: (job: Job) => Promise<unknown>): Promise<void> {
   const worker = new Worker(EVENTS_QUEUE, processor, { connection, prefix, concurrency: 1 });
   let settled = 0;
   await new Promise<void>((resolve) => {
@@ -83,15 +86,18 @@ describe("BullMQ's completion with the dispatcher's finishing and the next turn 
     // e2 parked, as a job that found e1 ahead of it: only e1's leaving brings it back within the test.
     await redis.lrem(queue.keys.wait!, 0, 'e2');
     await redis.zadd(queue.keys.delayed!, (Date.now() + 60_000) * 0x1000, 'e2');
-    const lanes = new Lanes(redis, prefix, { warn: () => {} } as unknown as Logger);
+    // e1 also ran `forward` inline, which stored a step.
+    const forwardLane = laneKey(prefix, 'forward', PHONE);
+    const forwardSteps = `${prefix}:steps:forward.e1`;
+    await redis.zadd(forwardLane, 1, 'forward.e1');
+    await redis.hset(forwardSteps, 'post', '{}');
+    const forwardExit: LaneExit = { queue, lane: forwardLane, member: 'forward.e1', field: 'forward', stepsKey: forwardSteps, steps: 'drop' };
     const turns: Record<string, unknown> = {};
     const order: string[] = [];
-    await work(client, prefix, 3, async (job, token) => {
+    await work(client, prefix, 3, async (job) => {
       turns[job.id!] = carriedTurn(job);
       order.push(job.id!);
-      const lane = laneKey(prefix, EVENTS_QUEUE, job.data.phone);
-      const exits = [{ queue, lane, member: job.id!, field: DISPATCHED_FIELD, stepsKey: `${prefix}:steps:${job.id}`, steps: 'none' as const }];
-      return completionOf(lanes.leaveCall(job, token, queue, doneKey(prefix, job.id!), 60, exits), exits, [seqKey(prefix), prefix, '600']);
+      return completionOf({ ...finishOf(prefix, job), workflowExits: job.id === 'e1' ? [forwardExit] : [] });
     });
     assert.deepEqual(order, ['e1', 'e3', 'e2'], 'e2 ran once e1 had left, long before its delay');
     assert.equal(turns.e1, undefined, 'the first job came from BullMQ alone');
@@ -101,6 +107,8 @@ describe("BullMQ's completion with the dispatcher's finishing and the next turn 
     assert.equal(await redis.get(phoneMemoryKey(prefix, PHONE)), 'e2');
     for (const phone of [PHONE, OTHER_PHONE]) assert.deepEqual(await redis.zrange(laneKey(prefix, EVENTS_QUEUE, phone), 0, -1), [], 'every event left its lane');
     for (const id of ['e1', 'e2', 'e3']) assert.equal(await redis.hget(doneKey(prefix, id), DISPATCHED_FIELD), '1');
+    assert.equal(await redis.hget(doneKey(prefix, 'e1'), 'forward'), '1', 'the workflow finished inline is recorded');
+    assert.deepEqual([await redis.zcard(forwardLane), await redis.exists(forwardSteps)], [0, 0], 'and left its lane, its steps dropped');
     assert.equal(await redis.exists(`${prefix}:events:e1`, `${prefix}:events:e2`, `${prefix}:events:e3`), 0, 'BullMQ completed all three');
     const published = (await redis.xrange(queue.keys.events!, '-', '+')).map(([, fields]) => fields).filter((f) => f[1] === 'completed');
     assert.deepEqual(published.map((f) => f[f.indexOf('returnvalue') + 1]), ['null', 'null', 'null'], 'the Completion is neither stored nor published');
@@ -118,13 +126,11 @@ describe("BullMQ's completion with the dispatcher's finishing and the next turn 
     await redis.set(shardOwnerKey(prefix), '1');
     assert.equal(await defineEnqueueScript(redis)(prefix, 1, 'e1', PHONE, dataOf(PHONE)), 'e1');
     const lane = laneKey(prefix, EVENTS_QUEUE, PHONE);
-    const lanes = new Lanes(redis, prefix, { warn: () => {} } as unknown as Logger);
     const worker = new Worker(
       EVENTS_QUEUE,
-      async (job, token) => {
+      async (job) => {
         await redis.set(`${prefix}:events:${job.id}:lock`, 'another worker');
-        const exits = [{ queue, lane, member: job.id!, field: DISPATCHED_FIELD, stepsKey: `${prefix}:steps:${job.id}`, steps: 'none' as const }];
-        return completionOf(lanes.leaveCall(job, token, queue, doneKey(prefix, job.id!), 60, exits), exits, [seqKey(prefix), prefix, '600']);
+        return completionOf(finishOf(prefix, job));
       },
       { connection: client, prefix },
     );

@@ -1,4 +1,5 @@
-import type { RedisClient } from '@replyflow/shared';
+import { doneKey, jobKey, laneKey, luaKey, seqKey, workflowJobId, DISPATCHED_FIELD, EVENTS_QUEUE, PHONE_MEMORY_SECONDS, type RedisClient } from '@replyflow/shared';
+import { stepsKey } from './attempt.js';
 import type { Job } from 'bullmq';
 import { createRequire } from 'node:module';
 import { LEAVE_LANES_LUA, type LaneExit } from './lanes.js';
@@ -40,7 +41,27 @@ ${promote.content}
 end
 ${LEAVE_LANES_LUA}
 ${DISPATCH_TURN_LUA}
-local function promoteParked(heads, queues)
+-- The finishing of the dispatch of event \`id\`: its intake lane, recording
+-- it dispatched, and the lane of each workflow it finished inline (name,
+-- lane, what becomes of its steps), through LEAVE_LANES_LUA without its lock
+-- check (BullMQ's part made it); then the parked heads are promoted.
+local function finishDispatch(P, id, rf, early)
+  local phone = rf[3]
+  local keys = {'', ${luaKey(doneKey, 'P', 'id')}, ${luaKey((p: string, key: string) => laneKey(p, EVENTS_QUEUE, key), 'P', 'phone')}, '', ${luaKey(jobKey, 'P', `'${EVENTS_QUEUE}'`, `'delayed'`)}}
+  local args = {'', rf[2], id, '${DISPATCHED_FIELD}', 'none'}
+  local queues = {${luaKey(jobKey, 'P', `'${EVENTS_QUEUE}'`, `''`)}}
+  for i = 5 + early, #rf, 3 do
+    local workflow = rf[i]
+    local member = ${luaKey(workflowJobId, 'workflow', 'id')}
+    keys[#keys + 1] = rf[i + 1]
+    keys[#keys + 1] = ${luaKey(stepsKey, 'P', 'member')}
+    keys[#keys + 1] = ${luaKey(jobKey, 'P', 'workflow', `'delayed'`)}
+    args[#args + 1] = member
+    args[#args + 1] = workflow
+    args[#args + 1] = rf[i + 2]
+    queues[#queues + 1] = ${luaKey(jobKey, 'P', 'workflow', `''`)}
+  end
+  local heads = leaveLanes(keys, args)
   for i = 1, #heads do
     local q, head = queues[i], heads[i]
     if head ~= '' then
@@ -48,7 +69,9 @@ local function promoteParked(heads, queues)
     end
   end
 end
-local function takeNextTurn(next, turn)
+-- The turn of the job BullMQ fetched, from its data and count of runs,
+-- added to its fields as \`progress\`.
+local function takeNextTurn(next, P, rf, early)
   local fields, data, started = next[1]
   for i = 1, #fields, 2 do
     if fields[i] == 'data' then data = fields[i + 1] elseif fields[i] == 'ats' then started = fields[i + 1] end
@@ -56,22 +79,22 @@ local function takeNextTurn(next, turn)
   local seq, phone, incoming = string.match(data or '', '^{"seq":(%d+),"phone":"([^"\\\\]*)","incoming":(%a+),')
   if not seq then return end
   local args = {next[2], phone, incoming == 'true' and '1' or '0', seq}
-  for j = 4, #turn do args[#args + 1] = turn[j] end
-  args[#args + 1] = turn[2]
-  args[#args + 1] = turn[3]
+  for i = 5, 4 + early do args[#args + 1] = rf[i] end
+  args[#args + 1] = P
+  args[#args + 1] = '${PHONE_MEMORY_SECONDS}'
   fields[#fields + 1] = 'progress'
-  fields[#fields + 1] = cjson.encode({rfTurn = dispatchTurn({turn[1]}, args, started == '1')})
+  fields[#fields + 1] = cjson.encode({rfTurn = dispatchTurn({${luaKey(seqKey, 'P')}}, args, started == '1')})
 end
-local spec
+local rf
 if ARGV[5] == 'completed' and string.sub(ARGV[4], 1, 6) == '{"rf":' then
-  spec = cjson.decode(ARGV[4]).rf
+  rf = cjson.decode(ARGV[4]).rf
   ARGV[4] = 'null'
 end
 local answer = bullmqMoveToFinished(KEYS, ARGV)
-if spec and (type(answer) == 'table' or answer >= 0) then
-  spec.a[1] = ''
-  promoteParked(leaveLanes(spec.k, spec.a), spec.q)
-  if type(answer) == 'table' and type(answer[1]) == 'table' then takeNextTurn(answer, spec.t) end
+if rf and (type(answer) == 'table' or answer >= 0) then
+  local P, early = rf[1], tonumber(rf[4])
+  finishDispatch(P, ARGV[1], rf, early)
+  if type(answer) == 'table' and type(answer[1]) == 'table' then takeNextTurn(answer, P, rf, early) end
 end
 return answer`;
 
@@ -87,21 +110,30 @@ export function installCompletion(connection: RedisClient): void {
 
 /** What the dispatcher returns to BullMQ for the completion script; see COMPLETION_LUA. */
 export interface Completion {
-  rf: {
-    /** LEAVE_LANES_LUA's keys and arguments. */
-    k: string[];
-    a: string[];
-    /** Each exit's queue key prefix, where its parked head is promoted. */
-    q: string[];
-    /** The shard's sequence key, its prefix and how long a phone is remembered, then the workflows whose lanes a turn joins. */
-    t: string[];
-  };
+  /**
+   * The shard's prefix, how long a done record lives, the event's phone, the
+   * number of workflows whose lanes a turn joins and their names, then for
+   * each workflow finished inline its name, lane and StepsFate. Short: the
+   * script makes every key (luaKey), as JSON of a few strings costs Redis
+   * less to decode than of every key.
+   */
+  rf: string[];
 }
 
-export function completionOf(leave: { keys: string[]; args: string[] }, exits: readonly LaneExit[], turn: string[]): Completion {
-  const q: string[] = [];
-  for (const exit of exits) q.push(exit.queue.keys['']!);
-  return { rf: { k: leave.keys, a: leave.args, q, t: turn } };
+export interface DispatchFinish {
+  prefix: string;
+  dedupeTtlSeconds: number;
+  phone: string;
+  /** The workflows whose lanes a turn joins (the dispatcher's early seats). */
+  joinedByTurn: readonly string[];
+  /** The lanes of the workflows finished inline. */
+  workflowExits: readonly LaneExit[];
+}
+
+export function completionOf(finish: DispatchFinish): Completion {
+  const rf = [finish.prefix, String(finish.dedupeTtlSeconds), finish.phone, String(finish.joinedByTurn.length), ...finish.joinedByTurn];
+  for (const exit of finish.workflowExits) rf.push(exit.field, exit.lane, exit.steps);
+  return { rf };
 }
 
 /** The turn the completion script took for `job`, if it did. */

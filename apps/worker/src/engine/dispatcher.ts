@@ -79,8 +79,7 @@ export function createDispatcher(targets: readonly DispatchTarget[], eventsQueue
   // their own) join their lanes in the turn's round trip: one call less per
   // event. Not with a debounce: user code that may fail before the lane is joined.
   const joinEarly = targets.filter(({ workflow }) => !workflow.match && !workflow.key && !workflow.debounce);
-  // What the completion script needs to take the next event's turn (completion.ts).
-  const nextTurn = [seqKey(prefix), prefix, String(PHONE_MEMORY_SECONDS), ...joinEarly.map(({ workflow }) => workflow.name)];
+  const joinedByTurn = joinEarly.map(({ workflow }) => workflow.name);
 
   // Nothing stores steps under an event job's id. Field '' records nothing: the lane is left early.
   const intakeExitOf = (job: Job<EventJobData>, field: string): LaneExit => ({
@@ -266,8 +265,7 @@ export function createDispatcher(targets: readonly DispatchTarget[], eventsQueue
       }
       // Also for a second job of an already dispatched event (two deliveries
       // racing at the ingest). BullMQ's completion leaves the lanes (completion.ts).
-      const exits = [...inlineExits, intakeExitOf(job, DISPATCHED_FIELD)];
-      return completionOf(lanes.leaveCall(job, token, eventsQueue, done, deps.dedupeTtlSeconds, exits), exits, nextTurn);
+      return completionOf({ prefix, dedupeTtlSeconds: deps.dedupeTtlSeconds, phone: job.data.phone, joinedByTurn, workflowExits: inlineExits });
     } catch (error) {
       if (error instanceof DelayedError) throw error;
       // Dispatch fails only when Redis does: try again, never give the event up.

@@ -184,14 +184,6 @@ export class Lanes {
    * then wakes the next job of each lane. Whether the lock was held.
    */
   async finish(job: Job, token: string | undefined, queue: Queue, doneKey: string, ttlSeconds: number, exits: readonly LaneExit[]): Promise<boolean> {
-    const { keys, args } = this.leaveCall(job, token, queue, doneKey, ttlSeconds, exits);
-    const heads = (await this.leave(this.prefix, keys, args)) as string[] | null;
-    await Promise.all((heads ?? []).map((head, index) => (head ? this.promote(exits[index]!.queue, head) : undefined)));
-    return heads !== null;
-  }
-
-  /** The keys and arguments of LEAVE_LANES_LUA for `finish`. */
-  leaveCall(job: Job, token: string | undefined, queue: Queue, doneKey: string, ttlSeconds: number, exits: readonly LaneExit[]) {
     const keys = [`${jobKey(this.prefix, queue.name, job.id!)}:lock`, doneKey];
     const args = [token ?? '', String(ttlSeconds)];
     // Loops, not flatMap and spreads: this runs for every event.
@@ -199,7 +191,9 @@ export class Lanes {
       keys.push(exit.lane, exit.stepsKey, exit.queue.keys.delayed!);
       args.push(exit.member, exit.field, exit.steps);
     }
-    return { keys, args };
+    const heads = (await this.leave(this.prefix, keys, args)) as string[] | null;
+    await Promise.all((heads ?? []).map((head, index) => (head ? this.promote(exits[index]!.queue, head) : undefined)));
+    return heads !== null;
   }
 
   /** Puts `seat.member` in its lane (NX) unless its workflow already finished; see JOIN_LANE_LUA for the answers. */
