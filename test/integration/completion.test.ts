@@ -50,6 +50,16 @@ async function work(connection: Redis, prefix: string, jobs: number, processor: 
 describe("BullMQ's completion with the dispatcher's finishing and the next turn (apps/worker/src/engine/completion.ts)", () => {
   const redisServer = useRedisServer();
   const connection = () => redisServer.client.duplicate({ maxRetriesPerRequest: null });
+  /** A shard's `events` queue on a connection with the completion script, and the ingest's script to fill it. */
+  const openShard = async (prefix: string) => {
+    const redis = redisServer.client;
+    const client = connection();
+    installCompletion(client);
+    const queue = new Queue(EVENTS_QUEUE, { connection: client, prefix });
+    await queue.waitUntilReady();
+    await redis.set(shardOwnerKey(prefix), '1');
+    return { redis, client, queue, enqueue: defineEnqueueScript(redis) };
+  };
 
   test("leaves every other completion and failure exactly as BullMQ's own script does (guards BullMQ upgrades)", async () => {
     const plain = connection();
@@ -74,14 +84,8 @@ describe("BullMQ's completion with the dispatcher's finishing and the next turn 
   });
 
   test("a Completion leaves the lanes, promotes a parked next event, and hands the job BullMQ fetches its turn", async () => {
-    const redis = redisServer.client;
-    const client = connection();
-    installCompletion(client);
     const prefix = 'c';
-    const queue = new Queue(EVENTS_QUEUE, { connection: client, prefix });
-    await queue.waitUntilReady();
-    await redis.set(shardOwnerKey(prefix), '1');
-    const enqueue = defineEnqueueScript(redis);
+    const { redis, client, queue, enqueue } = await openShard(prefix);
     for (const [id, phone] of [['e1', PHONE], ['e2', PHONE], ['e3', OTHER_PHONE]]) assert.equal(await enqueue(prefix, 1, id, phone, dataOf(phone)), id);
     // e2 parked, as a job that found e1 ahead of it: only e1's leaving brings it back within the test.
     await redis.lrem(queue.keys.wait!, 0, 'e2');
@@ -117,14 +121,9 @@ describe("BullMQ's completion with the dispatcher's finishing and the next turn 
   });
 
   test('a Completion whose lock another worker holds leaves nothing, and BullMQ reports the lost lock', async () => {
-    const redis = redisServer.client;
-    const client = connection();
-    installCompletion(client);
     const prefix = 'd';
-    const queue = new Queue(EVENTS_QUEUE, { connection: client, prefix });
-    await queue.waitUntilReady();
-    await redis.set(shardOwnerKey(prefix), '1');
-    assert.equal(await defineEnqueueScript(redis)(prefix, 1, 'e1', PHONE, dataOf(PHONE)), 'e1');
+    const { redis, client, queue, enqueue } = await openShard(prefix);
+    assert.equal(await enqueue(prefix, 1, 'e1', PHONE, dataOf(PHONE)), 'e1');
     const lane = laneKey(prefix, EVENTS_QUEUE, PHONE);
     const worker = new Worker(
       EVENTS_QUEUE,
