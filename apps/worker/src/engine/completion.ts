@@ -1,7 +1,7 @@
 import { doneKey, jobKey, laneKey, luaKey, seqKey, workflowJobId, DISPATCHED_FIELD, EVENTS_QUEUE, PHONE_MEMORY_SECONDS, type RedisClient } from '@replyflow/shared';
-import { stepsKey } from './attempt.js';
 import type { Job } from 'bullmq';
 import { createRequire } from 'node:module';
+import { stepsKey } from './attempt.js';
 import { LEAVE_LANES_LUA, type LaneExit } from './lanes.js';
 import { DISPATCH_TURN_LUA, type Turn } from './turn.js';
 
@@ -16,9 +16,9 @@ const { moveToFinished } = require('bullmq/dist/cjs/scripts/moveToFinished-14.js
 const { promote } = require('bullmq/dist/cjs/scripts/promote-9.js') as { promote: BullScript };
 
 // BullMQ's completion, then the dispatcher's finishing and the next event's
-// turn, in one script: an event's own round trips are then
-// BullMQ's alone, the finishing can no longer be separated from the
-// completion by a crash, and the next job arrives knowing its turn. The
+// turn, in one script: an event's own round trips are then BullMQ's alone,
+// the finishing can no longer be separated from the completion by a crash,
+// and the next job arrives knowing its turn. The
 // dispatcher asks for this by returning a Completion: its JSON is BullMQ's
 // return value argument (ARGV[4]), replaced by 'null' before BullMQ stores or
 // publishes it. Any other completion or failure is BullMQ's unchanged.

@@ -8,7 +8,6 @@ import {
   laneKey,
   parseAcceptedPayload,
   workflowJobId,
-  DISPATCHED_FIELD,
   EVENTS_QUEUE,
   type EventJobData,
   type Logger,
@@ -81,12 +80,14 @@ export function createDispatcher(targets: readonly DispatchTarget[], eventsQueue
   const joinEarly = targets.filter(({ workflow }) => !workflow.match && !workflow.key && !workflow.debounce);
   const joinedByTurn = joinEarly.map(({ workflow }) => workflow.name);
 
-  // Nothing stores steps under an event job's id. Field '' records nothing: the lane is left early.
-  const intakeExitOf = (job: Job<EventJobData>, field: string): LaneExit => ({
+  // Leaving the intake lane before the dispatch ends: field '' records
+  // nothing (the completion records the event dispatched). Nothing stores
+  // steps under an event job's id.
+  const earlyIntakeExitOf = (job: Job<EventJobData>): LaneExit => ({
     queue: eventsQueue,
     lane: laneKey(prefix, EVENTS_QUEUE, job.data.phone),
     member: job.id!,
-    field,
+    field: '',
     stepsKey: stepsKey(prefix, job.id!),
     steps: 'none',
   });
@@ -236,7 +237,7 @@ export function createDispatcher(targets: readonly DispatchTarget[], eventsQueue
     // Every lane is joined: from here each workflow's own lane keeps the
     // phone's order, and the phone's next event need not wait for these
     // attempts, which would make one workflow wait for another.
-    if (targets.length > 1) await leave([intakeExitOf(job, '')]);
+    if (targets.length > 1) await leave([earlyIntakeExitOf(job)]);
     return runInline(event, inline, leave);
   };
 
