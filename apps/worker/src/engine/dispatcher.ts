@@ -135,13 +135,17 @@ export function createDispatcher(targets: readonly DispatchTarget[], eventsQueue
   /**
    * Undefined when the event was dispatched already; otherwise, once it heads
    * its intake lane (parking it until then), whether it is the phone's first
-   * contact and the answers of the `early` lanes it joined.
+   * contact and the answers of the `early` lanes it joined. A job BullMQ
+   * handed on as it completed the one before comes with its turn taken
+   * (completion.ts); any other takes it here.
    */
   const takeTurn = async (job: Job<EventJobData>, token: string | undefined, lane: string, event: NotifyerEvent, early: LaneSeat[]) => {
-    // The script makes each seat's keys as seatFor does.
-    const args = [job.id!, event.phone, event.direction === 'incoming' ? '1' : '0', String(job.data.seq)];
-    for (const seat of early) args.push(seat.field);
-    const readTurn = async () => (await turnScript(prefix, [], args, turnShared)) as Turn;
+    const readTurn = async () => {
+      // The script makes each seat's keys as seatFor does.
+      const args = [job.id!, event.phone, event.direction === 'incoming' ? '1' : '0', String(job.data.seq)];
+      for (const seat of early) args.push(seat.field);
+      return (await turnScript(prefix, [], args, turnShared)) as Turn;
+    };
     let turn = carriedTurn(job) ?? (await readTurn());
     if (turn[0] === 'wait') {
       await lanes.takeTurn(job, token, eventsQueue, lane);
