@@ -8,29 +8,15 @@ import { carriedTurn, completionOf, installCompletion, type DispatchFinish } fro
 import type { LaneExit } from '../../apps/worker/src/engine/lanes.js';
 import { loadFixture } from '../helpers/fixtures.js';
 import { useRedisServer } from '../helpers/redis-server.js';
+import { redisSnapshot } from '../helpers/redis-snapshot.js';
 
+/** What differs by nature between the two prefixes compared: times, lock tokens and the stall check's stamp. */
+const SNAPSHOT = { timeFields: ['timestamp', 'processedOn', 'finishedOn'], zsetScores: false, skipStrings: /(:lock|stalled-check)$/ };
 const PHONE = '447700900001';
 const OTHER_PHONE = '447700900002';
 const payloadJson = JSON.stringify(loadFixture('incoming-text').json);
 /** Job data as the ingest writes it (event-store.ts): phone and direction first. */
 const dataOf = (phone: string) => `{"phone":"${phone}","incoming":true,"receivedAt":1800000000000,"traceId":"trace","payload":${payloadJson}}`;
-
-/** Every key under a prefix with its content, minus what differs by nature (times, stream ids). */
-async function snapshot(redis: Redis, prefix: string): Promise<Record<string, unknown>> {
-  const shot: Record<string, unknown> = {};
-  for (const key of (await redis.keys(`${prefix}:*`)).sort()) {
-    const name = key.slice(prefix.length);
-    const type = await redis.type(key);
-    if (type === 'hash') {
-      const { timestamp, processedOn, finishedOn, ...fields } = await redis.hgetall(key);
-      shot[name] = { type, fields, times: [timestamp, processedOn, finishedOn].map((t) => t !== undefined) };
-    } else if (type === 'list') shot[name] = { type, items: await redis.lrange(key, 0, -1) };
-    else if (type === 'zset') shot[name] = { type, items: await redis.zrange(key, 0, -1) };
-    else if (type === 'stream') shot[name] = { type, entries: (await redis.xrange(key, '-', '+')).map(([, fields]) => fields) };
-    else if (type === 'string' && !/(:lock|stalled-check)$/.test(name)) shot[name] = { type, value: await redis.get(key) };
-  }
-  return shot;
-}
 
 /** The dispatch of an event that ran no workflow: it only leaves its intake lane. */
 const finishOf = (prefix: string, job: Job): DispatchFinish => ({ prefix, dedupeTtlSeconds: 60, phone: job.data.phone, joinedByTurn: [], workflowExits: [] });
@@ -76,8 +62,8 @@ describe("BullMQ's completion with the dispatcher's finishing and the next turn 
       });
       await queue.close();
     }
-    const a = await snapshot(redisServer.client, 'a');
-    assert.deepEqual(await snapshot(redisServer.client, 'b'), a);
+    const a = await redisSnapshot(redisServer.client, 'a', SNAPSHOT);
+    assert.deepEqual(await redisSnapshot(redisServer.client, 'b', SNAPSHOT), a);
     assert.equal((a[':events:j1'] as { fields: Record<string, string> }).fields.returnvalue, '{"answer":1}', 'the comparison saw the return value');
     plain.disconnect();
     installed.disconnect();

@@ -2,33 +2,17 @@ import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
 import { shardOwnerKey, EVENTS_QUEUE, type EventJobData } from '@replyflow/shared';
 import { Queue, Worker } from 'bullmq';
-import type { Redis } from 'ioredis';
 import { defineEnqueueScript, DUPLICATE, FENCED } from '../../apps/ingest/src/enqueue-script.js';
 import { loadFixture } from '../helpers/fixtures.js';
 import { useRedisServer } from '../helpers/redis-server.js';
+import { redisSnapshot } from '../helpers/redis-snapshot.js';
 
+/** The jobs' creation times differ between the two prefixes compared. */
+const SNAPSHOT = { timeFields: ['timestamp'], zsetScores: true };
 const payload = loadFixture('incoming-text').json;
 const data = (phone: string): Omit<EventJobData, 'seq'> => ({ receivedAt: 1_800_000_000_000, traceId: 'trace', payload, phone });
 /** The job data as the ingest hands it to the script: JSON without `seq`. */
 const dataJson = (phone: string): string => JSON.stringify(data(phone));
-
-/** Every key of a queue prefix, with its type and content, minus what differs by nature (times, stream ids). */
-async function snapshot(redis: Redis, prefix: string): Promise<Record<string, unknown>> {
-  const keys = (await redis.keys(`${prefix}:*`)).sort();
-  const shot: Record<string, unknown> = {};
-  for (const key of keys) {
-    const name = key.slice(prefix.length);
-    const type = await redis.type(key);
-    if (type === 'hash') {
-      const { timestamp, ...fields } = await redis.hgetall(key);
-      shot[name] = { type, fields, hasTimestamp: timestamp !== undefined };
-    } else if (type === 'list') shot[name] = { type, items: await redis.lrange(key, 0, -1) };
-    else if (type === 'zset') shot[name] = { type, items: await redis.zrange(key, 0, -1, 'WITHSCORES') };
-    else if (type === 'stream') shot[name] = { type, entries: (await redis.xrange(key, '-', '+')).map(([, fields]) => fields) };
-    else shot[name] = { type, value: await redis.get(key) };
-  }
-  return shot;
-}
 
 describe('one script for claim and enqueue (apps/ingest/src/enqueue-script.ts)', () => {
   const redisServer = useRedisServer();
@@ -44,8 +28,8 @@ describe('one script for claim and enqueue (apps/ingest/src/enqueue-script.ts)',
       await viaQueue.add('event', { seq: n + 1, ...data(phone) }, { jobId: `id${n}`, removeOnComplete: true, removeOnFail: false });
       assert.equal(await enqueue('b', 1, `id${n}`, phone, dataJson(phone)), `id${n}`);
     }
-    const a = await snapshot(redis, 'a');
-    const b = await snapshot(redis, 'b');
+    const a = await redisSnapshot(redis, 'a', SNAPSHOT);
+    const b = await redisSnapshot(redis, 'b', SNAPSHOT);
     // Our own keys (owner, sequence, lanes) exist only under b; every BullMQ key must match.
     const ours = (name: string) => /^:(owner|seq|lane:)/.test(name);
     const bullmqOfB = Object.fromEntries(Object.entries(b).filter(([name]) => !ours(name)));
